@@ -1,0 +1,74 @@
+"""Accounts and tokens: sign-up, ``/v1/me``, token management, admin account creation."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from api.deps import AdminCaller, AnyAccount, KeyringDep, SessionDep, SettingsDep
+from api.problems import problem_doc
+from api.routing import domain_router
+from coop.accounts import service
+from coop.accounts.schemas import (
+    AccountCreate,
+    AccountCreated,
+    MemberCreate,
+    MemberCreated,
+    MePublic,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+)
+from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+
+router = domain_router(tag="accounts")
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/v1/members", status_code=201, responses={409: problem_doc("Terms version is not current")})
+def sign_up(body: MemberCreate, request: Request, session: SessionDep, settings: SettingsDep,
+            keyring: KeyringDep) -> MemberCreated:
+    request.app.state.signup_limiter.hit(_client_address(request), what="sign-ups from this address")
+    account, issued = service.sign_up_member(
+        session, display_name=body.display_name, accept_terms_version=body.accept_terms_version,
+        current_terms_version=settings.terms_version, keyring=keyring)
+    return MemberCreated(member_id=account.id, token=issued.token, token_id=issued.token_id)
+
+
+@router.get("/v1/me")
+def read_me(caller: AnyAccount) -> MePublic:
+    account = caller.account
+    return MePublic(account_id=account.id, roles=list(account.roles), display_name=account.display_name,
+                    organisation=account.organisation, created_at=account.created_at,
+                    collection_paused=account.collection_paused)
+
+
+@router.post("/v1/me/tokens", status_code=201)
+def create_token(body: TokenCreate, caller: AnyAccount, session: SessionDep) -> TokenCreated:
+    issued = service.issue_token(session, account_id=caller.id, label=body.label)
+    return TokenCreated(token_id=issued.token_id, token=issued.token, label=body.label,
+                        created_at=issued.token_row.created_at)
+
+
+@router.get("/v1/me/tokens")
+def list_tokens(caller: AnyAccount, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+                cursor: CursorQuery = None) -> Page[TokenPublic]:
+    rows, next_cursor = service.list_tokens(session, account_id=caller.id, limit=limit, cursor=cursor)
+    items = [TokenPublic(token_id=row.id, label=row.label, created_at=row.created_at) for row in rows]
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.delete("/v1/me/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: str, caller: AnyAccount, session: SessionDep) -> Response:
+    service.revoke_token(session, account_id=caller.id, token_id=token_id)
+    return Response(status_code=204)
+
+
+@router.post("/v1/accounts", status_code=201)
+def create_account(body: AccountCreate, caller: AdminCaller, session: SessionDep,
+                   keyring: KeyringDep) -> AccountCreated:
+    account, issued = service.create_account(session, roles=list(body.roles), display_name=body.display_name,
+                                             organisation=body.organisation, keyring=keyring)
+    return AccountCreated(account_id=account.id, token=issued.token, token_id=issued.token_id)

@@ -1,0 +1,89 @@
+"""Request dependencies: settings, keyring, the request's session, and the caller's principal.
+
+Invariant: authorisation is declared here and only here — ``require_roles(...)`` on a route;
+handlers receive a ``Principal`` that already holds one of the roles.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from coop.accounts.models import Role
+from coop.accounts.service import Principal, authenticate
+from coop.crypto import Keyring
+from coop.errors import Forbidden
+from coop.settings import Settings
+
+bearer_scheme = HTTPBearer(auto_error=False, description="An opaque token from sign-up or /v1/me/tokens")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_keyring_dep(request: Request) -> Keyring:
+    keyring: Keyring = request.app.state.keyring
+    return keyring
+
+
+def get_engine_dep(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(request: Request) -> Session:
+    """The request's session (one per request, committed by ``CommittingRoute``)."""
+    session = getattr(request.state, "db_session", None)
+    if not isinstance(session, Session):
+        session = Session(request.app.state.engine, expire_on_commit=False)
+        request.state.db_session = session
+    return session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+KeyringDep = Annotated[Keyring, Depends(get_keyring_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def token_from_basic_auth(request: Request) -> str | None:
+    """The password of an HTTP Basic ``Authorization`` header (OwnTracks sends the token there)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, sep, password = decoded.partition(":")
+    return password if sep else None
+
+
+def require_roles(*roles: Role) -> Callable[..., Principal]:
+    """A dependency: 401 without a valid token, 403 unless the account holds one of ``roles``."""
+
+    def dependency(session: SessionDep, credentials: CredentialsDep) -> Principal:
+        principal = authenticate(session, credentials.credentials if credentials else None)
+        if roles and not any(principal.has(role) for role in roles):
+            raise Forbidden("this operation needs the role " + " or ".join(r.value for r in roles))
+        return principal
+
+    return dependency
+
+
+AnyAccount = Annotated[Principal, Depends(require_roles())]
+MemberCaller = Annotated[Principal, Depends(require_roles(Role.MEMBER))]
+ModellerCaller = Annotated[Principal, Depends(require_roles(Role.MODELLER))]
+BoardCaller = Annotated[Principal, Depends(require_roles(Role.BOARD))]
+TreasurerCaller = Annotated[Principal, Depends(require_roles(Role.TREASURER))]
+AdminCaller = Annotated[Principal, Depends(require_roles(Role.ADMIN))]

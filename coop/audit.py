@@ -1,0 +1,36 @@
+"""Append-only audit trail of decisions (votes, licences, revocations, payments, erasures)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel
+
+from coop.db import UTCDateTime
+from coop.timeutil import utcnow
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which subject, and when. Never updated or deleted."""
+
+    __tablename__ = "audit_event"
+
+    id: str = Field(primary_key=True, max_length=36)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor_id: str | None = Field(default=None, max_length=36)
+    action: str = Field(max_length=80)
+    subject_type: str = Field(max_length=40)
+    subject_id: str = Field(max_length=64, index=True)
+    detail: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+def record_audit(session: Session, *, actor_id: str | None, action: str, subject_type: str,
+                 subject_id: str, detail: dict[str, Any] | None = None) -> AuditEvent:
+    """Add one audit event to the session (flushed with the caller's transaction)."""
+    event = AuditEvent(id=str(uuid.uuid4()), at=utcnow(), actor_id=actor_id, action=action,
+                       subject_type=subject_type, subject_id=subject_id, detail=detail or {})
+    session.add(event)
+    return event

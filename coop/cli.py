@@ -1,0 +1,95 @@
+"""The ``coop`` command: serve, migrate, create accounts, print the OpenAPI document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from coop.settings import get_settings
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from coop.migrate import upgrade_to_head
+
+    settings = get_settings()
+    upgrade_to_head(settings.resolved_database_url)
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    from coop.migrate import upgrade_to_head
+
+    upgrade_to_head(get_settings().resolved_database_url)
+    print("database is at the newest schema")
+    return 0
+
+
+def _cmd_accounts_create(args: argparse.Namespace) -> int:
+    from coop.accounts.models import Role
+    from coop.accounts.service import create_account
+    from coop.crypto import get_keyring
+    from coop.db import session_scope
+    from coop.migrate import upgrade_to_head
+
+    upgrade_to_head(get_settings().resolved_database_url)
+    roles = [Role(role) for role in args.role]
+    with session_scope() as session:
+        account, issued = create_account(session, roles=roles, display_name=args.name,
+                                         organisation=args.organisation, keyring=get_keyring())
+    if args.json:
+        print(json.dumps({"account_id": account.id, "token": issued.token, "token_id": issued.token_id}))
+    else:
+        print(f"account {account.id} ({', '.join(account.roles)}) created")
+        print(f"token (shown once, keep it secret): {issued.token}")
+    return 0
+
+
+def _cmd_openapi(_args: argparse.Namespace) -> int:
+    from api.app import create_app
+
+    print(json.dumps(create_app().openapi(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coop", description="The residents' data co-op backend.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="upgrade the database, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_cmd_serve)
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate the database to the newest schema").set_defaults(handler=_cmd_db_upgrade)
+
+    accounts = commands.add_parser("accounts", help="manage accounts").add_subparsers(
+        dest="accounts_command", required=True)
+    create = accounts.add_parser("create", help="create an account and print its first token")
+    create.add_argument("--role", action="append", required=True,
+                        choices=["member", "modeller", "board", "treasurer", "admin"])
+    create.add_argument("--name", required=True)
+    create.add_argument("--organisation")
+    create.add_argument("--json", action="store_true", help='print {"account_id", "token", "token_id"}')
+    create.set_defaults(handler=_cmd_accounts_create)
+
+    commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(handler=_cmd_openapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Consent-gated ingest of location pings (native, OwnTracks, Overland) into encrypted storage."""

@@ -1,0 +1,1 @@
+"""Double-entry, hash-chained ledger in integer pence; dividends and payouts."""

@@ -1,0 +1,1 @@
+"""Licence requests, board votes with quorum, signed licences, revocation and payments."""

@@ -1,0 +1,30 @@
+"""Imports every table so that ``SQLModel.metadata`` is complete (Alembic and the schema test use it)."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+from aggregation.models import Release, ReleaseContribution, ReleaseDownload
+from consent.models import ConsentEvent, PrivacyZone, Purpose
+from coop.accounts.models import Account, ApiToken, MemberKey
+from coop.audit import AuditEvent
+from coop.idempotency_models import IdempotencyRecord
+from coop.ingest.models import Ping
+from coop.ledger.models import (
+    Dividend,
+    DividendAllocation,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerPosting,
+    Payout,
+)
+from coop.licensing.models import Licence, LicencePayment, LicenceRequest, Vote
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Account", "ApiToken", "AuditEvent", "ConsentEvent", "Dividend", "DividendAllocation",
+    "IdempotencyRecord", "LedgerAccount", "LedgerEntry", "LedgerPosting", "Licence", "LicencePayment",
+    "LicenceRequest", "MemberKey", "Payout", "Ping", "PrivacyZone", "Purpose", "Release",
+    "ReleaseContribution", "ReleaseDownload", "Vote", "metadata",
+]

@@ -1,0 +1,94 @@
+"""Keyset pagination: ``?limit=`` (1..1000, default 100) and an opaque ``?cursor=``.
+
+Invariant: a cursor is the base64url JSON of the last item's sort key; pages never skip or repeat a
+row while the ordering columns are unique together; a malformed cursor is a 422.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from fastapi import Query
+from pydantic import BaseModel
+from sqlmodel import Session
+from sqlmodel.sql.expression import SelectOfScalar
+
+from coop.crypto import b64url, b64url_decode
+from coop.errors import InvalidInput
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1..1000)")]
+CursorQuery = Annotated[str | None, Query(max_length=500, description="From the previous page's next_cursor")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    return b64url(json.dumps([_jsonable(v) for v in key], separators=(",", ":")).encode())
+
+
+def decode_cursor(cursor: str | None, *, arity: int) -> list[Any] | None:
+    """The sort key in ``cursor`` (a list of ``arity`` values), None for the first page."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        key = json.loads(b64url_decode(cursor))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("malformed cursor") from exc
+    if not isinstance(key, list) or len(key) != arity:
+        raise InvalidInput("malformed cursor")
+    return key
+
+
+def _coerce(column: Any, value: Any) -> Any:
+    column_type = column.type
+    python_type: type | None
+    try:
+        python_type = getattr(column_type, "impl_instance", column_type).python_type
+    except NotImplementedError:
+        python_type = None
+    try:
+        if python_type is datetime and isinstance(value, str):
+            return datetime.fromisoformat(value)
+        if python_type is date and isinstance(value, str):
+            return date.fromisoformat(value)
+        if python_type is int and not isinstance(value, int):
+            raise InvalidInput("malformed cursor")
+    except ValueError as exc:
+        raise InvalidInput("malformed cursor") from exc
+    return value
+
+
+def keyset_page(session: Session, query: SelectOfScalar[R], *, order: Sequence[Any], limit: int,
+                cursor: str | None) -> tuple[list[R], str | None]:
+    """One page of ``query`` ordered ascending by ``order`` columns, and the cursor of the next."""
+    key = decode_cursor(cursor, arity=len(order))
+    if key is not None:
+        values = [sa.literal(_coerce(column, value), type_=column.type)
+                  for column, value in zip(order, key, strict=True)]
+        query = query.where(sa.tuple_(*order) > sa.tuple_(*values))
+    rows = list(session.exec(query.order_by(*order).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    next_key = [getattr(last, column.key) for column in order]
+    return rows, encode_cursor(next_key)

@@ -1,0 +1,73 @@
+"""Settings from the environment (prefix ``COOP_``).
+
+Invariants: ``k_floor`` is never below 2; secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FINEST_RESOLUTION = 10
+COARSEST_RESOLUTION = 7
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; read once per process by :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="COOP_", extra="ignore")
+
+    name: str = "Liverpool City Region Residents' Data Co-op"
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    k_floor: int = Field(default=10, ge=2)
+    board_quorum: int = Field(default=2, ge=1)
+    retention_days: int = Field(default=30, ge=1)
+    max_accuracy_m: float = Field(default=500.0, gt=0)
+    terms_version: str = "2026-11"
+    reserve_bps: int = Field(default=2000, ge=0, le=10000)
+
+    master_key: SecretStr | None = None
+    """Base64url of 32 bytes; unset means ``DATA_DIR/master.key`` (created on first start, 0600)."""
+    signing_key: SecretStr | None = None
+    """Base64url of a 32-byte Ed25519 seed; unset means ``DATA_DIR/signing.key``."""
+
+    max_body_bytes: int = 1024 * 1024
+    max_batch: int = 1000
+    ingest_rate_per_minute: int = Field(default=600, ge=1)
+    """Ingest requests per token per minute."""
+    signup_rate_per_hour: int = Field(default=20, ge=1)
+    """Sign-ups per client address per hour."""
+
+    @field_validator("k_floor")
+    @classmethod
+    def _k_floor_at_least_two(cls, value: int) -> int:
+        return max(value, 2)
+
+    @property
+    def finest_resolution(self) -> int:
+        return FINEST_RESOLUTION
+
+    @property
+    def coarsest_resolution(self) -> int:
+        return COARSEST_RESOLUTION
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, else the embedded SQLite database in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'coop.db').as_posix()}"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.data_dir / "releases"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear the cache to change them)."""
+    return Settings()
