@@ -47,10 +47,19 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_SNAPSHOT = "coop_read_snapshot"
+"""Execution option: on SQLite, begin a deferred (read-only snapshot) transaction instead of IMMEDIATE."""
+
+
 def _sqlite_begin(conn: Any) -> None:
     # pysqlite's own transaction handling is disabled below; BEGIN IMMEDIATE takes the write lock up
     # front so two writers queue on the busy timeout instead of failing with "database is locked".
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Long read-only work (release builds, exports) asks for a deferred BEGIN: in WAL mode it reads a
+    # consistent snapshot without blocking writers.
+    if conn.get_execution_options().get(READ_SNAPSHOT):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -76,6 +85,24 @@ def engine_for(url: str) -> Engine:
 def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
     return engine_for(get_settings().resolved_database_url)
+
+
+@contextmanager
+def read_snapshot(engine: Engine | None = None) -> Iterator[Session]:
+    """A read-only session over one consistent snapshot that never blocks writers.
+
+    SQLite: a deferred transaction in WAL mode. PostgreSQL: REPEATABLE READ, READ ONLY.
+    """
+    engine = engine or get_engine()
+    if is_sqlite(str(engine.url)):
+        bind = engine.execution_options(**{READ_SNAPSHOT: True})
+    else:
+        bind = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 FINEST_RESOLUTION = 10
@@ -41,11 +41,6 @@ class Settings(BaseSettings):
     """Ingest requests per token per minute."""
     signup_rate_per_hour: int = Field(default=20, ge=1)
     """Sign-ups per client address per hour."""
-
-    @field_validator("k_floor")
-    @classmethod
-    def _k_floor_at_least_two(cls, value: int) -> int:
-        return max(value, 2)
 
     @property
     def finest_resolution(self) -> int:
