@@ -55,11 +55,11 @@ def _invalid(loc: list[str | int], message: str) -> InvalidInput:
 
 
 def effective_dataset(spec: DatasetSpecCreate, *, settings: Settings) -> DatasetSpec:
-    """The spec checked against the co-op's settings, with ``k`` defaulting to the k floor."""
-    if not settings.coarsest_resolution <= spec.resolution <= settings.finest_resolution:
-        raise _invalid(["body", "dataset", "resolution"],
-                       f"resolution must be between {settings.coarsest_resolution} and "
-                       f"{settings.finest_resolution}")
+    """The spec with ``k`` checked against (and defaulting to) the co-op's k floor.
+
+    The resolution range needs no check here: the schema bounds it by the same constants that
+    ``Settings.coarsest_resolution`` and ``Settings.finest_resolution`` return.
+    """
     k = settings.k_floor if spec.k is None else spec.k
     if k < settings.k_floor:
         raise _invalid(["body", "dataset", "k"], f"k must be at least the co-op's k floor ({settings.k_floor})")
@@ -68,11 +68,7 @@ def effective_dataset(spec: DatasetSpecCreate, *, settings: Settings) -> Dataset
 
 def counted_as(vote: Vote) -> Decision:
     """How a vote counts towards the quorum: a declared conflict is an abstention."""
-    if vote.conflict_of_interest:
-        return "abstain"
-    if vote.decision == "approve":
-        return "approve"
-    return "reject" if vote.decision == "reject" else "abstain"
+    return "abstain" if vote.conflict_of_interest else cast(Decision, vote.decision)
 
 
 def vote_public(vote: Vote) -> VotePublic:
