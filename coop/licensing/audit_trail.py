@@ -1,0 +1,26 @@
+"""Reading the audit trail (board only): every recorded decision, oldest first, keyset-paginated.
+
+Invariant: read-only; events are written only by ``coop.audit.record_audit`` and never change.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from coop.audit import AuditEvent
+from coop.licensing.schemas import AuditEventPublic
+from coop.pagination import keyset_page
+
+
+def list_audit_events(session: Session, *, subject_id: str | None, limit: int,
+                      cursor: str | None) -> tuple[list[AuditEventPublic], str | None]:
+    """Events about ``subject_id`` (every subject when None), in the order they were recorded."""
+    query = select(AuditEvent)
+    if subject_id is not None:
+        query = query.where(AuditEvent.subject_id == subject_id)
+    rows, next_cursor = keyset_page(session, query, order=[col(AuditEvent.at), col(AuditEvent.id)],
+                                    limit=limit, cursor=cursor)
+    items = [AuditEventPublic(event_id=row.id, at=row.at, actor_id=row.actor_id, action=row.action,
+                              subject_type=row.subject_type, subject_id=row.subject_id, detail=row.detail)
+             for row in rows]
+    return items, next_cursor
