@@ -12,6 +12,7 @@ import uuid
 
 from sqlmodel import Session, col, func, select
 
+from consent.identifiers import looks_like_uuid
 from consent.models import PrivacyZone
 from consent.schemas import PrivacyZonePublic
 from consent.zones import ZoneGeometry, open_zone, seal_zone
@@ -72,13 +73,22 @@ def list_zones(session: Session, *, member_id: str, keyring: Keyring, limit: int
 
 def delete_zone(session: Session, *, member_id: str, zone_id: str) -> None:
     """Delete one of the member's zones; an unknown id or another member's zone is a 404."""
-    row = session.get(PrivacyZone, zone_id)
+    row = session.get(PrivacyZone, zone_id) if looks_like_uuid(zone_id) else None
     if row is None or row.member_id != member_id:
         raise NotFound("no such privacy zone")
     session.delete(row)
     record_audit(session, actor_id=member_id, action="privacy_zone.deleted", subject_type="privacy_zone",
                  subject_id=zone_id)
     session.flush()
+
+
+def delete_member_zones(session: Session, *, member_id: str) -> int:
+    """Delete every zone of the member (erasure); returns how many there were."""
+    rows = session.exec(select(PrivacyZone).where(PrivacyZone.member_id == member_id)).all()
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return len(rows)
 
 
 def member_zones(session: Session, *, member_id: str, keyring: Keyring) -> list[ZoneGeometry]:

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
+from consent.identifiers import looks_like_purpose_code, looks_like_uuid
 from consent.models import ConsentEvent, Purpose
 from consent.receipts import build_receipt
 from consent.schemas import (
@@ -40,7 +41,7 @@ MAX_METHOD_LENGTH = 20
 
 
 def _purpose(session: Session, code: str) -> Purpose:
-    purpose = session.get(Purpose, code)
+    purpose = session.get(Purpose, code) if looks_like_purpose_code(code) else None
     if purpose is None:
         raise NotFound(f"no purpose {code!r}; see GET /v1/purposes")
     return purpose
@@ -151,8 +152,10 @@ def list_events(session: Session, *, member_id: str, limit: int,
 
 def get_receipt(session: Session, *, member_id: str, receipt_id: str) -> SignedReceipt:
     """The member's own receipt and its JWS; anyone else's (or an unknown id) is a 404."""
-    event = session.exec(select(ConsentEvent).where(ConsentEvent.receipt_id == receipt_id,
-                                                    ConsentEvent.member_id == member_id)).first()
+    event = None
+    if looks_like_uuid(receipt_id):
+        event = session.exec(select(ConsentEvent).where(ConsentEvent.receipt_id == receipt_id,
+                                                        ConsentEvent.member_id == member_id)).first()
     if event is None:
         raise NotFound("no such receipt")
     return SignedReceipt(receipt=event.receipt, jws=event.jws)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from consent.models import AppendOnlyViolation, ConsentEvent
-from consent.service import withdraw_all
+from consent.service import set_consent, withdraw_all
 from consent.state import consent_intervals, gives_any_purpose, latest_events
 from coop.accounts.models import Role
 from coop.db import session_scope
@@ -121,8 +122,8 @@ def test_purposes_are_independent(client: TestClient) -> None:
 
 def test_stale_policy_version_is_409_and_records_nothing(client: TestClient) -> None:
     member = sign_up_member(client)
-    for given in (True, False):
-        response = put_consent(client, member, PURPOSE, given=given, policy_version="0")
+    for given, stale in [(True, "0"), (False, "0"), (True, "1\u0000"), (True, "2")]:
+        response = put_consent(client, member, PURPOSE, given=given, policy_version=stale)
         assert response.status_code == 409
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "'1'" in response.json()["detail"]
@@ -352,3 +353,26 @@ def test_withdraw_all_withdraws_every_given_purpose_once(client: TestClient, app
     receipt = client.get(f"/v1/me/receipts/{erasure[0]['receipt_id']}", headers=member.headers).json()["receipt"]
     assert receipt["event_type"] == "withdrawn" and "DELETE /v1/me" in receipt["collection_method"]
     assert {p: item["state"] for p, item in consents(client, member).items()}[PURPOSE] == "withdrawn"
+
+
+def test_concurrent_identical_changes_record_one_event(client: TestClient, app: FastAPI) -> None:
+    member = sign_up_member(client)
+    threads = 4
+    barrier = threading.Barrier(threads)
+    outcomes: list[str] = []
+
+    def give() -> None:
+        barrier.wait()
+        with session_scope(app.state.engine) as session:
+            changed = set_consent(session, member_id=member.account_id, purpose_code=PURPOSE, given=True,
+                                  policy_version="1", keyring=app.state.keyring, controller_name="Co-op")
+            outcomes.append(changed.receipt_id or "")
+
+    workers = [threading.Thread(target=give) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(outcomes) == threads
+    assert len(all_events(client, member)) == 1
+    assert len(set(outcomes)) == 1

@@ -60,3 +60,20 @@ def test_a_member_with_other_roles_too_may_use_every_endpoint(client: TestClient
     caller = make_account(app, Role.MEMBER, Role.BOARD)
     statuses = [call(client, method, path, body, caller.headers) for method, path, body in ENDPOINTS]
     assert statuses == [200, 200, 200, 404, 200, 201, 200, 404]
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("PUT", "/v1/me/consents/transport%00planning"),
+    ("PUT", "/v1/me/consents/" + "a" * 5000),
+    ("PUT", "/v1/me/consents/Transport-Planning"),
+    ("GET", "/v1/me/receipts/%00"),
+    ("GET", "/v1/me/receipts/" + "0" * 5000),
+    ("DELETE", "/v1/me/privacy-zones/%00"),
+    ("DELETE", "/v1/me/privacy-zones/00000000-0000-0000-0000-00000000000%00"),
+])
+def test_hostile_path_segments_are_404_not_5xx(client: TestClient, app: FastAPI, method: str, path: str) -> None:
+    member = make_account(app, Role.MEMBER)
+    body = {"given": True, "policy_version": "1"} if method == "PUT" else None
+    response = client.request(method, path, json=body, headers=member.headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from consent.models import PrivacyZone
-from consent.privacy_zones import MAX_ZONES_PER_MEMBER, member_zones
+from consent.privacy_zones import MAX_ZONES_PER_MEMBER, delete_member_zones, member_zones
 from consent.zones import ZoneGeometry, in_any_zone, open_zone
 from coop.accounts.models import Role
 from coop.accounts.service import data_key_for, member_key_for
@@ -214,3 +214,26 @@ def test_malformed_pause_bodies_are_422(client: TestClient, body: Any) -> None:
     response = client.put("/v1/me/collection", headers=member.headers, json=body)
     assert response.status_code == 422
     assert client.get("/v1/me", headers=member.headers).json()["collection_paused"] is False
+
+
+def test_erasure_can_delete_all_of_a_members_zones(client: TestClient, app: FastAPI) -> None:
+    member = sign_up_member(client)
+    other = make_account(app, Role.MEMBER)
+    for n in range(3):
+        create_zone(client, member, {**HOME, "lat": 53.0 + n / 10})
+    kept = create_zone(client, other, HOME)["zone_id"]
+    with session_scope(app.state.engine) as session:
+        assert delete_member_zones(session, member_id=member.account_id) == 3
+    with session_scope(app.state.engine) as session:
+        assert delete_member_zones(session, member_id=member.account_id) == 0
+        assert member_zones(session, member_id=member.account_id, keyring=app.state.keyring) == []
+    assert list_zones(client, member)["items"] == []
+    assert [z["zone_id"] for z in list_zones(client, other)["items"]] == [kept]
+
+
+def test_any_label_text_round_trips_through_encryption(client: TestClient) -> None:
+    member = sign_up_member(client)
+    label = "Nain's \u0000 \u5bb6 \U0001f3e0 \"quoted\""
+    created = create_zone(client, member, {**HOME, "label": label})
+    assert created["label"] == label
+    assert list_zones(client, member)["items"][0]["label"] == label
