@@ -38,16 +38,29 @@ def newest_first() -> list[sa.UnaryExpression[Any]]:
     return [col(ConsentEvent.at).desc(), _withdrawal_last().desc(), col(ConsentEvent.id).desc()]
 
 
+def _ranked(member_id: str) -> sa.Subquery:
+    """The member's events numbered per purpose, 1 = the latest (see :func:`newest_first`)."""
+    rank = sa.func.row_number().over(partition_by=col(ConsentEvent.purpose_code), order_by=newest_first())
+    return (sa.select(col(ConsentEvent.id).label("id"), col(ConsentEvent.purpose_code).label("purpose_code"),
+                      col(ConsentEvent.state).label("state"), rank.label("rank"))
+            .where(col(ConsentEvent.member_id) == member_id)
+            .subquery())
+
+
 def latest_events(session: Session, *, member_id: str) -> dict[str, ConsentEvent]:
     """The newest event per purpose for one member (purposes without events are absent)."""
-    rank = sa.func.row_number().over(partition_by=col(ConsentEvent.purpose_code), order_by=newest_first())
-    ranked = (sa.select(col(ConsentEvent.id).label("id"), rank.label("rank"))
-              .where(col(ConsentEvent.member_id) == member_id)
-              .subquery())
+    ranked = _ranked(member_id)
     rows = session.exec(
         select(ConsentEvent).join(ranked, col(ConsentEvent.id) == ranked.c.id).where(ranked.c.rank == 1)
     ).all()
     return {row.purpose_code: row for row in rows}
+
+
+def latest_states(session: Session, *, member_id: str) -> dict[str, str]:
+    """The current state per purpose the member ever acted on (no receipts loaded: the cheap read)."""
+    ranked = _ranked(member_id)
+    rows = session.execute(sa.select(ranked.c.purpose_code, ranked.c.state).where(ranked.c.rank == 1)).all()
+    return {str(code): str(state) for code, state in rows}
 
 
 def latest_event(session: Session, *, member_id: str, purpose_code: str) -> ConsentEvent | None:
@@ -67,7 +80,7 @@ def state_of(event: ConsentEvent | None) -> str:
 
 def gives_any_purpose(session: Session, *, member_id: str) -> bool:
     """True when at least one purpose's latest event is ``given`` (the ingest gate)."""
-    return any(event.state == GIVEN for event in latest_events(session, member_id=member_id).values())
+    return GIVEN in latest_states(session, member_id=member_id).values()
 
 
 def intervals_from_events(events: list[tuple[datetime, str]]) -> list[Interval]:
