@@ -1,7 +1,8 @@
 """Consent tables.
 
-Invariants: ``consent_event`` is append-only (state is derived from it, never stored in place);
-privacy zone geometry exists only encrypted under the member's data key.
+Invariants: ``consent_event`` is append-only (state is derived from it, never stored in place) and a
+session refuses to flush a change to, or deletion of, a loaded event, or to run an ORM UPDATE/DELETE
+on the table; privacy zone geometry exists only encrypted under the member's data key.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlmodel import Field, SQLModel
 
 from coop.db import UTCDateTime
@@ -44,6 +46,28 @@ class ConsentEvent(SQLModel, table=True):
     receipt_id: str = Field(unique=True, max_length=36)
     receipt: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     jws: str = Field(sa_type=sa.Text)
+
+
+class AppendOnlyViolation(RuntimeError):
+    """Code tried to change or delete a consent event: a bug, never a client error."""
+
+
+@sa.event.listens_for(Session, "before_flush")
+def _refuse_changed_consent_events(session: Session, _flush_context: UOWTransaction,
+                                   _instances: object) -> None:
+    for instance in session.deleted:
+        if isinstance(instance, ConsentEvent):
+            raise AppendOnlyViolation("consent events are append-only; they are never deleted")
+    for instance in session.dirty:
+        if isinstance(instance, ConsentEvent) and session.is_modified(instance):
+            raise AppendOnlyViolation("consent events are append-only; they are never updated")
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_consent_event_writes(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None \
+            and state.bind_mapper.class_ is ConsentEvent:
+        raise AppendOnlyViolation("consent events are append-only; no UPDATE or DELETE")
 
 
 class PrivacyZone(SQLModel, table=True):
