@@ -1,5 +1,5 @@
-"""ASGI middleware: body size limit (413, checked before the body is read in full) and JSON-only
-request bodies (415)."""
+"""ASGI middleware: body size limit (413, checked before the body is read in full), JSON-only
+request bodies (415), and paths with NUL bytes (404: they can name no resource and no database takes them)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ class BodyGuardMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope["path"]:
+            await self._refuse(scope, receive, send, status=404, detail="no such resource")
+            return
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coop.errors import CoopError
@@ -96,6 +96,12 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
                             slug="conflict", title="Conflict")
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.info("database refused a value: %s", type(exc).__name__)
+    return problem_response(status=422, detail="a value is out of range or not representable",
+                            slug="invalid-input", title="Invalid input")
+
+
 async def _operational_error(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable or busy: %s", type(exc).__name__)
     return problem_response(status=503, detail="the database is busy or unavailable; retry shortly",
@@ -113,6 +119,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(Exception, _unexpected)
 

@@ -80,3 +80,9 @@ def test_unexpected_exception_is_generic_500_and_logged(app: FastAPI, caplog: py
     body = assert_problem(response, 500)
     assert "secret internal detail" not in str(body)
     assert any("secret internal detail" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_nul_byte_in_a_path_is_404_not_a_database_error(client: TestClient) -> None:
+    member = sign_up_member(client)
+    assert_problem(client.delete("/v1/me/tokens/%00", headers=member.headers), 404)
+    assert_problem(client.get("/v1/me/receipts/a%00b", headers=member.headers), 404)
