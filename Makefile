@@ -25,9 +25,10 @@ lint: $(STAMP)
 	$(BIN)/mypy coop api consent aggregation migrations tests $(wildcard bench)
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/release.py
-	$(BIN)/python bench/ledger.py
+	@for script in ingest release ledger; do \
+		if [ -f bench/$$script.py ]; then $(BIN)/python bench/$$script.py || exit 1; \
+		else echo "bench/$$script.py not present, skipped"; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
