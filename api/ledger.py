@@ -18,6 +18,7 @@ from coop.accounts.models import Role
 from coop.accounts.service import Principal
 from coop.idempotency import run_idempotent
 from coop.ledger import dividends, payouts, service
+from coop.ledger.journal import MAX_SEQ
 from coop.ledger.schemas import (
     AccountPublic,
     AllocationPublic,
@@ -39,8 +40,8 @@ LedgerReader = Annotated[Principal, Depends(require_roles(Role.TREASURER, Role.B
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="Retrying with the same key and body "
                                                           "returns the first response")]
-ResourceId = Annotated[str, Path(min_length=1, max_length=64)]
-AfterSeqQuery = Annotated[int | None, Query(ge=0, le=2**62, description="Only entries with a larger seq")]
+ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
+AfterSeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Only entries with a larger seq")]
 
 
 def _created(status_code: int, content: Any) -> JSONResponse:

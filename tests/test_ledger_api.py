@@ -18,6 +18,7 @@ from coop.accounts.models import Role
 from coop.cli import main
 from coop.ledger.models import LedgerEntry
 from coop.licensing.models import Licence, LicencePayment
+from coop.pagination import encode_cursor
 from coop.settings import Settings
 from tests.factories import Caller, make_account
 from tests.ledger_factories import make_licence, tamper
@@ -114,13 +115,17 @@ def test_payment_errors(app: FastAPI, client: TestClient, engine: Engine, treasu
                 {"amount_pence": 10.0, "reference": "r"}, {"amount_pence": "10", "reference": "r"},
                 {"amount_pence": True, "reference": "r"}, {"amount_pence": 10**13, "reference": "r"},
                 {"amount_pence": 10, "reference": ""}, {"amount_pence": 10, "reference": "   "},
+                {"amount_pence": 10, "reference": "a\u0000b"}, {"amount_pence": 10, "reference": "line\nbreak"},
                 {"amount_pence": 10}, {"amount_pence": 10, "reference": "r", "extra": 1}):
         assert _pay(client, treasurer, licence_id, bad).status_code == 422, bad
     assert _pay(client, treasurer, "x" * 100, {"amount_pence": 1, "reference": "r"}).status_code == 422
-    assert _pay(client, treasurer, licence_id, {"amount_pence": 1, "reference": "r"}, key="k" * 201).status_code == 422
+    assert _pay(client, treasurer, "%00", {"amount_pence": 1, "reference": "r"}).status_code == 422
     assert _entry_count(engine) == 0
+    assert _pay(client, treasurer, licence_id, {"amount_pence": 1, "reference": "Überweisung 7"}).status_code == 201
+    assert _pay(client, treasurer, licence_id, {"amount_pence": 1, "reference": "  BACS 8  "}).status_code == 201
+    assert _pay(client, treasurer, licence_id, {"amount_pence": 1, "reference": "r"}, key="k" * 201).status_code == 422
     # Paying the rest exactly is fine; then nothing more is owed.
-    assert _pay(client, treasurer, licence_id, {"amount_pence": 1000, "reference": "r"}).status_code == 201
+    assert _pay(client, treasurer, licence_id, {"amount_pence": 998, "reference": "r"}).status_code == 201
     assert _pay(client, treasurer, licence_id, {"amount_pence": 1, "reference": "r"}).status_code == 409
 
 
@@ -155,6 +160,12 @@ def test_entries_page_by_seq(app: FastAPI, client: TestClient, treasurer: Caller
     assert [e["seq"] for e in after["items"]] == [4, 5] and after["next_cursor"] is None
     assert all(sum(p["amount_pence"] for p in e["postings"]) == 0 for e in after["items"])
     assert client.get("/v1/ledger/entries?after_seq=-1", headers=treasurer.headers).status_code == 422
+    last = client.get(f"/v1/ledger/entries?after_seq={2**31 - 1}", headers=treasurer.headers)
+    assert last.status_code == 200 and last.json()["items"] == []
+    assert client.get(f"/v1/ledger/entries?after_seq={2**31}", headers=treasurer.headers).status_code == 422
+    for key in ([2**62], ["3"], [True], [1.5]):
+        crafted = client.get(f"/v1/ledger/entries?cursor={encode_cursor(key)}", headers=treasurer.headers)
+        assert crafted.status_code == 422, key
     assert client.get("/v1/ledger/entries?cursor=notacursor", headers=treasurer.headers).status_code == 422
     assert client.get("/v1/ledger/entries?limit=1001", headers=treasurer.headers).status_code == 422
 

@@ -36,6 +36,8 @@ GENESIS_HASH = "0" * 64
 LEDGER_LOCK_KEY = 0x636F6F702D6C6467
 """The advisory lock id that serialises ledger writers on PostgreSQL ("coop-ldg")."""
 
+MAX_SEQ = 2**31 - 1
+"""``ledger_entry.seq`` is a 32-bit integer column."""
 MAX_KIND_LENGTH = 40
 MAX_ACCOUNT_LENGTH = 60
 

@@ -15,7 +15,8 @@ MAX_PENCE = 10**12
 """£10 billion: far above any real movement, far below a 64-bit overflow."""
 
 PositivePence = Annotated[int, Field(strict=True, gt=0, le=MAX_PENCE)]
-Reference = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+Reference = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+                                 description="Printable text, e.g. the bank transfer's reference")]
 RFC3339 = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 

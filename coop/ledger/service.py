@@ -14,13 +14,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from coop.crypto import Keyring
+from coop.errors import InvalidInput
 from coop.ledger import repository
-from coop.ledger.journal import PostedEntry, ledger_head
+from coop.ledger.journal import MAX_SEQ, PostedEntry, ledger_head
 from coop.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from coop.ledger.postings import record_licence_payment
 from coop.ledger.schemas import AccountPublic, EntryPublic, HeadPublic, PostingPublic, VerifyPublic
 from coop.ledger.verify import verify_chain
-from coop.pagination import keyset_page
+from coop.pagination import decode_cursor, keyset_page
 from coop.timeutil import rfc3339, utcnow
 
 
@@ -51,6 +52,9 @@ def list_accounts(session: Session, *, limit: int, cursor: str | None) -> tuple[
 def list_entries(session: Session, *, after_seq: int | None, limit: int,
                  cursor: str | None) -> tuple[list[EntryPublic], str | None]:
     """One page of entries in seq order, after ``after_seq`` and after the cursor."""
+    key = decode_cursor(cursor, arity=1)
+    if key is not None and not (type(key[0]) is int and 0 <= key[0] <= MAX_SEQ):
+        raise InvalidInput("malformed cursor")
     query = select(LedgerEntry)
     if after_seq is not None:
         query = query.where(col(LedgerEntry.seq) > after_seq)
