@@ -1,4 +1,4 @@
-"""The ``coop`` command: serve, migrate, create accounts, print the OpenAPI document."""
+"""The ``coop`` command: serve, migrate, create accounts, verify the ledger, print the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -50,6 +50,23 @@ def _cmd_accounts_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ledger_verify(args: argparse.Namespace) -> int:
+    from coop.db import get_engine
+    from coop.ledger.verify import verify_chain
+
+    with get_engine().connect() as connection:
+        report = verify_chain(connection)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "entries": report.entries, "head_hash": report.head_hash,
+                          "first_bad_seq": report.first_bad_seq}))
+    elif report.ok:
+        print(f"ledger ok: {report.entries} entries, head hash {report.head_hash}")
+    else:
+        print(f"ledger NOT ok: first bad entry is seq {report.first_bad_seq} ({report.reason}); "
+              f"{report.entries} entries checked")
+    return 0 if report.ok else 1
+
+
 def _cmd_openapi(_args: argparse.Namespace) -> int:
     from api.app import create_app
 
@@ -80,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--organisation")
     create.add_argument("--json", action="store_true", help='print {"account_id", "token", "token_id"}')
     create.set_defaults(handler=_cmd_accounts_create)
+
+    ledger = commands.add_parser("ledger", help="the hash-chained ledger").add_subparsers(
+        dest="ledger_command", required=True)
+    verify = ledger.add_parser("verify", help="recompute every entry's hash; exit status 1 if any is bad")
+    verify.add_argument("--json", action="store_true", help='print {"ok", "entries", "head_hash", "first_bad_seq"}')
+    verify.set_defaults(handler=_cmd_ledger_verify)
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(handler=_cmd_openapi)
     return parser

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from coop.db import engine_for, is_sqlite
+from coop.ledger.chart import insert_chart
+from coop.ledger.guard import append_only_guards_lifted
 from coop.migrate import upgrade_to_head
 from coop.models import metadata
 from coop.settings import Settings
@@ -61,12 +63,16 @@ def _empty_tables(engine: Engine) -> None:
     tables = [t for t in reversed(metadata.sorted_tables) if t.name not in KEEP_TABLES]
     with engine.begin() as connection:
         if is_sqlite(str(engine.url)):
-            for table in tables:
-                connection.execute(table.delete())
+            # SQLite's append-only triggers refuse DELETE on ledger rows; lift them for the cleanup only
+            # (PostgreSQL's TRUNCATE fires no row trigger).
+            with append_only_guards_lifted(connection):
+                for table in tables:
+                    connection.execute(table.delete())
         else:
             names = ", ".join(f'"{t.name}"' for t in tables)
             connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         _seed.insert_purposes(connection)
+        insert_chart(connection)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from consent.models import Purpose
 from coop.audit import record_audit
 from coop.crypto import Keyring
+from coop.ledger.postings import post_licence_invoice
 from coop.licensing.models import Licence, LicenceRequest
 from coop.settings import Settings
 from coop.timeutil import rfc3339
@@ -104,7 +105,5 @@ def issue_licence(session: Session, *, request: LicenceRequest, approved_by: Seq
                  detail={"request_id": request.id, "licensee_account_id": licence.licensee_id,
                          "fee_pence": licence.fee_pence, "valid_from": rfc3339(licence.valid_from),
                          "valid_until": rfc3339(licence.valid_until)})
-    # Ledger hook, wired at merge: the invoice (Dr licence-receivables / Cr licence-income) belongs here,
-    # after the licence row is flushed and in the same transaction:
-    #     post_licence_invoice(session, licence_id=licence.id, fee_pence=licence.fee_pence, at=licence.valid_from)
+    post_licence_invoice(session, licence_id=licence.id, fee_pence=licence.fee_pence, at=licence.valid_from)
     return licence
