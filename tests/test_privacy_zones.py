@@ -78,10 +78,11 @@ def test_zones_are_encrypted_at_rest(client: TestClient, app: FastAPI) -> None:
     [row] = rows
     assert set(row) == {"id", "member_id", "blob", "created_at"}
     blob = bytes(row["blob"])
+    # Only strings long enough not to occur by chance in random ciphertext or a UUID are checked.
     everything = repr(row).encode() + blob
-    for clear in ("53.408371", "53.40837", "2.991573", "250", "Bold Street", "Home"):
+    for clear in ("53.408371", "53.40837", "2.991573", "Bold Street"):
         assert clear.encode() not in everything, clear
-    assert b"53.4" not in blob and b"[" not in blob[:1]
+    assert len(blob) >= 12 + 16  # nonce and tag: it is AES-GCM output, not the plaintext
     # The ciphertext opens only under this member's key and bound to this zone id.
     with session_scope(app.state.engine) as session:
         data_key = data_key_for(member_key_for(session, member.account_id), app.state.keyring)
