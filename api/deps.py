@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +21,8 @@ from coop.accounts.service import Principal, authenticate
 from coop.crypto import Keyring
 from coop.errors import Forbidden
 from coop.settings import Settings
+
+AuthDependency = TypeVar("AuthDependency", bound=Callable[..., Principal])
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An opaque token from sign-up or /v1/me/tokens")
 
@@ -69,9 +71,25 @@ def token_from_basic_auth(request: Request) -> str | None:
     return password if sep else None
 
 
+REQUIRED_ROLES_ATTRIBUTE = "required_roles"
+"""Every authorising dependency carries the roles it admits (empty: any account) under this name, so the
+route table can be read back (tests/route_table.py builds the authorisation matrix from it)."""
+
+
+def declares_roles(*roles: Role) -> Callable[[AuthDependency], AuthDependency]:
+    """Mark an authorising dependency with the roles it admits (any one of them; none = any account)."""
+
+    def mark(dependency: AuthDependency) -> AuthDependency:
+        setattr(dependency, REQUIRED_ROLES_ATTRIBUTE, frozenset(roles))
+        return dependency
+
+    return mark
+
+
 def require_roles(*roles: Role) -> Callable[..., Principal]:
     """A dependency: 401 without a valid token, 403 unless the account holds one of ``roles``."""
 
+    @declares_roles(*roles)
     def dependency(session: SessionDep, credentials: CredentialsDep) -> Principal:
         principal = authenticate(session, credentials.credentials if credentials else None)
         if roles and not any(principal.has(role) for role in roles):

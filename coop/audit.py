@@ -1,4 +1,9 @@
-"""Append-only audit trail of decisions (votes, licences, revocations, payments, erasures)."""
+"""Append-only audit trail of decisions (votes, licences, revocations, payments, erasures).
+
+Invariant: actions a member takes over their own private data (``MEMBER_PRIVATE_ACTION_PREFIXES``:
+privacy zones, pausing collection) are recorded for the member's own record but are never shown to the
+board: a zone is the member's secret, and so are when they made it and how many they hold.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from sqlmodel import Field, Session, SQLModel
 
 from coop.db import UTCDateTime
 from coop.timeutil import utcnow
+
+MEMBER_PRIVATE_ACTION_PREFIXES = ("privacy_zone.", "collection.")
 
 
 class AuditEvent(SQLModel, table=True):

@@ -1,7 +1,8 @@
 """Keyset pagination: ``?limit=`` (1..1000, default 100) and an opaque ``?cursor=``.
 
 Invariant: a cursor is the base64url JSON of the last item's sort key; pages never skip or repeat a
-row while the ordering columns are unique together; a malformed cursor is a 422.
+row while the ordering columns are unique together; a malformed or crafted cursor (wrong types,
+out-of-range integers, unrepresentable times, NUL characters) is a 422 and never reaches the database.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from coop.crypto import b64url, b64url_decode
 from coop.errors import InvalidInput
+from coop.timeutil import as_utc
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,30 +53,52 @@ def decode_cursor(cursor: str | None, *, arity: int) -> list[Any] | None:
         return None
     try:
         key = json.loads(b64url_decode(cursor))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidInput("malformed cursor") from exc
     if not isinstance(key, list) or len(key) != arity:
         raise InvalidInput("malformed cursor")
     return key
 
 
+_INT_BOUNDS = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
+
+
+def _int_bound(column_type: Any) -> int:
+    """The exclusive magnitude bound of an integer column (values in [-bound, bound))."""
+    if isinstance(column_type, sa.SmallInteger):
+        return _INT_BOUNDS["smallint"]
+    if isinstance(column_type, sa.BigInteger):
+        return _INT_BOUNDS["bigint"]
+    return _INT_BOUNDS["integer"]
+
+
 def _coerce(column: Any, value: Any) -> Any:
-    column_type = column.type
+    """``value`` as the Python value of ``column``'s type, or InvalidInput (the cursor was crafted).
+
+    Only what ``encode_cursor`` writes is accepted: a string for text and time columns (parsed here, so a
+    date that overflows in UTC is refused), an in-range integer for integer columns. Nothing else reaches
+    the database, whose refusal would otherwise surface as a 5xx.
+    """
+    column_type = getattr(column.type, "impl_instance", column.type)
     python_type: type | None
     try:
-        python_type = getattr(column_type, "impl_instance", column_type).python_type
+        python_type = column_type.python_type
     except NotImplementedError:
         python_type = None
     try:
-        if python_type is datetime and isinstance(value, str):
-            return datetime.fromisoformat(value)
-        if python_type is date and isinstance(value, str):
+        if python_type is datetime and type(value) is str:
+            return as_utc(datetime.fromisoformat(value))
+        if python_type is date and type(value) is str:
             return date.fromisoformat(value)
-        if python_type is int and not isinstance(value, int):
-            raise InvalidInput("malformed cursor")
-    except ValueError as exc:
+        if python_type is int and type(value) is int:
+            bound = _int_bound(column_type)
+            if -bound <= value < bound:
+                return value
+        if python_type not in (datetime, date, int) and type(value) is str and "\x00" not in value:
+            return value
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput("malformed cursor") from exc
-    return value
+    raise InvalidInput("malformed cursor")
 
 
 def keyset_page(session: Session, query: SelectOfScalar[R], *, order: Sequence[Any], limit: int,

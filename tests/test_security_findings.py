@@ -1,0 +1,27 @@
+"""Regression tests for what the reliability work found (each names the fix it guards)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from coop.accounts.models import Role
+from tests.factories import make_account
+from tests.licensing_factories import submit
+
+
+def test_board_audit_trail_shows_no_member_privacy_actions(client: TestClient, app: FastAPI) -> None:
+    """coop/audit.py + coop/licensing/audit_trail.py: a member's zones and pauses are not the board's business."""
+    member = make_account(app, Role.MEMBER)
+    board = make_account(app, Role.BOARD)
+    zone = client.post("/v1/me/privacy-zones", json={"lat": 53.4, "lng": -2.9, "radius_m": 100},
+                       headers=member.headers).json()
+    assert client.put("/v1/me/collection", json={"paused": True}, headers=member.headers).status_code == 200
+    assert client.delete(f"/v1/me/privacy-zones/{zone['zone_id']}", headers=member.headers).status_code == 204
+    submit(client, make_account(app, Role.MODELLER))
+
+    trail = client.get("/v1/audit", headers=board.headers)
+    assert trail.status_code == 200
+    actions = [event["action"] for event in trail.json()["items"]]
+    assert actions == ["licence_request.submitted"]
+    assert zone["zone_id"] not in trail.text and member.account_id not in trail.text
