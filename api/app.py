@@ -28,7 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Residents' data co-op", version="1.0.0", description=DESCRIPTION)
     app.state.settings = settings
     app.state.keyring = load_keyring(settings)
-    app.state.engine = engine_for(settings.resolved_database_url)
+    app.state.engine = engine_for(settings.resolved_database_url,
+                                  statement_timeout_ms=settings.db_statement_timeout_ms)
     app.state.signup_limiter = SlidingWindowLimiter(limit=settings.signup_rate_per_hour, window_s=3600)
     app.state.ingest_limiter = SlidingWindowLimiter(limit=settings.ingest_rate_per_minute, window_s=60)
     install_problem_handlers(app)

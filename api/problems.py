@@ -82,6 +82,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (e.g. not UTF-8). The contract has no 400: a body
+        # that is not JSON is invalid input, like any other malformed body.
+        return problem_response(status=422, detail="the request body is not valid UTF-8 JSON",
+                                slug="invalid-input", title="Invalid input")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such resource"
@@ -132,6 +137,7 @@ def problem_doc(description: str) -> dict[str, Any]:
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: problem_doc("Invalid input"),
     429: problem_doc("Rate limited (see Retry-After)"),
+    503: problem_doc("The database is busy or a statement timed out; retry after Retry-After"),
 }
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -18,7 +18,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
     upgrade_to_head(settings.resolved_database_url)
     uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, access_log=False)
+                log_level=args.log_level, access_log=False, timeout_keep_alive=args.timeout_keep_alive,
+                timeout_graceful_shutdown=args.timeout_graceful_shutdown)
     return 0
 
 
@@ -83,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--timeout-keep-alive", type=int, default=5,
+                       help="seconds an idle keep-alive connection stays open (default 5)")
+    serve.add_argument("--timeout-graceful-shutdown", type=int, default=30,
+                       help="on SIGTERM, seconds to let requests in flight finish (default 30)")
     serve.set_defaults(handler=_cmd_serve)
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)

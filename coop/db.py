@@ -1,7 +1,8 @@
 """Database engine and sessions.
 
-Invariants: one engine per URL per process; SQLite runs in WAL mode with foreign keys on and a busy
-timeout; one session per request, committed once by the request dependency (services only flush).
+Invariants: one engine per URL (and statement timeout) per process; SQLite runs in WAL mode with foreign
+keys on and a busy timeout; PostgreSQL sessions of the app carry a statement timeout; one session per
+request, committed once by the request dependency (services only flush).
 """
 
 from __future__ import annotations
@@ -62,8 +63,14 @@ def _sqlite_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url`` with this project's connection settings."""
+def make_engine(url: str, *, statement_timeout_ms: int = 0) -> Engine:
+    """A new engine for ``url`` with this project's connection settings.
+
+    ``statement_timeout_ms`` (PostgreSQL; 0 = none) makes the server cancel any one statement that runs
+    longer, so a runaway query cannot hold a connection and its locks for ever; the API maps the
+    cancellation to a 503 with ``Retry-After``. SQLite has no statement timeout; its writers wait at most
+    ``busy_timeout`` (30 s) for the write lock, then fail the same way.
+    """
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -74,17 +81,19 @@ def make_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {"options": f"-c statement_timeout={statement_timeout_ms}"} if statement_timeout_ms else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
-@lru_cache(maxsize=4)
-def engine_for(url: str) -> Engine:
-    return make_engine(url)
+@lru_cache(maxsize=8)
+def engine_for(url: str, *, statement_timeout_ms: int = 0) -> Engine:
+    return make_engine(url, statement_timeout_ms=statement_timeout_ms)
 
 
 def get_engine() -> Engine:
     """The process-wide engine for the configured database."""
-    return engine_for(get_settings().resolved_database_url)
+    settings = get_settings()
+    return engine_for(settings.resolved_database_url, statement_timeout_ms=settings.db_statement_timeout_ms)
 
 
 @contextmanager

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     """Ingest requests per token per minute."""
     signup_rate_per_hour: int = Field(default=20, ge=1)
     """Sign-ups per client address per hour."""
+    db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    """PostgreSQL: the server cancels any one statement of the app running longer (0 = no limit)."""
 
     @property
     def finest_resolution(self) -> int:

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from tests.figures import count
 from tests.request_catalogue import fill_path, path_values, request_for, route_owner
 from tests.route_table import RouteInfo, routes, scratch_app
 from tests.world import BOARD, CALLER_NAMES, MEMBER, MODELLER, OTHER_OF, ROLE_OF, World, build_world
@@ -119,6 +120,8 @@ def test_route_authorisation(info: RouteInfo, app: FastAPI, client: TestClient) 
     values = path_values(world, info)
     for cell in cells(info):
         response = send(world, info, cell.caller, values)
+        count("authorisation matrix", "cells")
+        count("authorisation matrix", f"cells expecting {cell.expected}")
         assert_no_leak(world, info, cell.caller, response)
         if cell.expected == SUCCESS:
             assert 200 <= response.status_code < 300, (
@@ -128,6 +131,7 @@ def test_route_authorisation(info: RouteInfo, app: FastAPI, client: TestClient) 
             assert_problem(response, cell.expected, info.label, cell.caller)
             if cell.expected == HIDDEN:
                 assert_indistinguishable_from_missing(world, info, cell.caller, values, response)
+    count("authorisation matrix", "routes")
 
 
 def test_route_table_declares_roles_for_every_protected_route() -> None:

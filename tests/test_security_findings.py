@@ -25,3 +25,13 @@ def test_board_audit_trail_shows_no_member_privacy_actions(client: TestClient, a
     actions = [event["action"] for event in trail.json()["items"]]
     assert actions == ["licence_request.submitted"]
     assert zone["zone_id"] not in trail.text and member.account_id not in trail.text
+
+
+def test_body_that_is_not_utf8_is_422_not_an_undocumented_400(client: TestClient, app: FastAPI) -> None:
+    """api/problems.py: FastAPI answers an undecodable body with 400, which no operation documents."""
+    member = make_account(app, Role.MEMBER)
+    response = client.post("/v1/me/tokens", content=b'\xff\xfe{"label": "x"}',
+                           headers={"Content-Type": "application/json", **member.headers})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "urn:coop:problem:invalid-input"
