@@ -7,7 +7,6 @@ its response is sent only after the request's transaction (all accepted pings) h
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,6 +26,7 @@ from coop.accounts.service import Principal
 from coop.errors import InvalidInput
 from coop.ingest import service
 from coop.ingest.clients import overland_locations, owntracks_locations
+from coop.ingest.decoding import decode_json, require_batch_size
 from coop.ingest.schemas import (
     IngestResult,
     OverlandBatchIn,
@@ -60,16 +60,12 @@ def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
 
 
-async def json_body(request: Request) -> Any:
-    """The decoded JSON body; 422 when it is not JSON (or nests deeper than the decoder allows)."""
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput("the request body is not valid JSON") from exc
+async def raw_body(request: Request) -> bytes:
+    """The request body (at most ``max_body_bytes``: the middleware answers 413 beyond)."""
+    return await request.body()
 
 
-JsonBody = Annotated[Any, Depends(json_body)]
+RawBody = Annotated[bytes, Depends(raw_body)]
 
 
 def _rate_limit(request: Request, caller: Principal) -> Principal:
@@ -77,35 +73,34 @@ def _rate_limit(request: Request, caller: Principal) -> Principal:
     return caller
 
 
-def native_caller(request: Request, caller: MemberCaller) -> Principal:
+async def native_caller(request: Request, caller: MemberCaller) -> Principal:
     return _rate_limit(request, caller)
 
 
-def owntracks_caller(request: Request, caller: MemberBearerOrBasic) -> Principal:
+async def owntracks_caller(request: Request, caller: MemberBearerOrBasic) -> Principal:
     return _rate_limit(request, caller)
 
 
-def overland_caller(request: Request, caller: MemberBearerOrQuery) -> Principal:
+async def overland_caller(request: Request, caller: MemberBearerOrQuery) -> Principal:
     return _rate_limit(request, caller)
 
 
 @router.post("/v1/pings", responses=BODY_RESPONSES, openapi_extra=_request_body(PingBatchIn))
-def post_pings(caller: Annotated[Principal, Depends(native_caller)], body: JsonBody, session: SessionDep,
+def post_pings(caller: Annotated[Principal, Depends(native_caller)], body: RawBody, session: SessionDep,
                settings: SettingsDep, keyring: KeyringDep) -> IngestResult:
     """Store a batch of 1..1000 pings; each ping is accepted, a duplicate, dropped or rejected."""
-    pings = service.pings_of_native_body(body, max_batch=settings.max_batch)
-    return service.ingest_pings(session, account=caller.account, items=pings, keyring=keyring,
-                                settings=settings)
+    return service.ingest_native_body(session, account=caller.account, body=body, keyring=keyring,
+                                      settings=settings)
 
 
 @router.post("/v1/ingest/owntracks", responses=BODY_RESPONSES, openapi_extra=_request_body(OwnTracksMessageIn))
-def post_owntracks(caller: Annotated[Principal, Depends(owntracks_caller)], body: JsonBody,
+def post_owntracks(caller: Annotated[Principal, Depends(owntracks_caller)], body: RawBody,
                    session: SessionDep, settings: SettingsDep, keyring: KeyringDep) -> list[Any]:
     """OwnTracks HTTP mode: a ``location`` message is ingested, any other message ignored; answers ``[]``."""
-    locations = owntracks_locations(body)
+    locations = owntracks_locations(decode_json(body))
     if locations is None:
         raise InvalidInput("the body must be one OwnTracks JSON message (an object)")
-    service.require_batch_size(locations, max_batch=settings.max_batch, field="messages", minimum=0)
+    require_batch_size(locations, max_batch=settings.max_batch, field="messages", minimum=0)
     if locations:
         service.ingest_pings(session, account=caller.account, items=locations, keyring=keyring,
                              settings=settings)
@@ -113,13 +108,13 @@ def post_owntracks(caller: Annotated[Principal, Depends(owntracks_caller)], body
 
 
 @router.post("/v1/ingest/overland", responses=BODY_RESPONSES, openapi_extra=_request_body(OverlandBatchIn))
-def post_overland(caller: Annotated[Principal, Depends(overland_caller)], body: JsonBody,
+def post_overland(caller: Annotated[Principal, Depends(overland_caller)], body: RawBody,
                   session: SessionDep, settings: SettingsDep, keyring: KeyringDep) -> OverlandResult:
     """Overland: a batch of GeoJSON points; ``{"result": "ok", ...}`` once the batch has committed."""
-    locations = overland_locations(body)
+    locations = overland_locations(decode_json(body))
     if locations is None:
         raise InvalidInput('the body must be {"locations": [GeoJSON Point Feature, ...]}')
-    service.require_batch_size(locations, max_batch=settings.max_batch, field="locations", minimum=0)
+    require_batch_size(locations, max_batch=settings.max_batch, field="locations", minimum=0)
     outcome = service.ingest_pings(session, account=caller.account, items=locations, keyring=keyring,
                                    settings=settings)
     return OverlandResult(**outcome.model_dump())

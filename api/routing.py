@@ -23,6 +23,14 @@ def _request_session(request: Request) -> Session | None:
     return session if isinstance(session, Session) else None
 
 
+def _commit_and_close(session: Session) -> None:
+    """Commit, then close (one trip to the thread pool instead of two); close even if commit fails."""
+    try:
+        session.commit()
+    finally:
+        session.close()
+
+
 class CommittingRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
@@ -32,7 +40,8 @@ class CommittingRoute(APIRoute):
                 response = await original(request)
                 session = _request_session(request)
                 if session is not None:
-                    await run_in_threadpool(session.commit)
+                    request.state.db_session = None
+                    await run_in_threadpool(_commit_and_close, session)
                 return response
             except BaseException:
                 session = _request_session(request)
