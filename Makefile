@@ -25,9 +25,9 @@ lint: $(STAMP)
 	$(BIN)/mypy coop api consent aggregation migrations tests $(wildcard bench)
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/release.py
-	$(BIN)/python bench/ledger.py
+	@for script in $(wildcard bench/ingest.py bench/release.py bench/ledger.py); do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

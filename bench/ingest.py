@@ -4,8 +4,10 @@ For SQLite and for PostgreSQL (a fresh database each): members with consent are 
 server is started, and batches of 500 pings are posted from this process with httpx. The rows the API
 stored are then read back and, after emptying the table, inserted again straight into the same table
 by the best bulk path of the database (SQLite: ``executemany`` in one transaction per batch;
-PostgreSQL: binary ``COPY`` per batch). Both phases commit once per batch of 500. Prints pings/s for
-both and their ratio (target: the API reaches at least 0.5 of the direct rate).
+PostgreSQL: binary ``COPY`` per batch). Both phases commit once per batch of 500. The API is measured
+with one client connection (each batch waits for the previous answer) and with ``COOP_BENCH_CLIENTS``
+concurrent connections (default 4, like several phones at once). Prints pings/s, the server's CPU time
+per batch, and the ratio API / direct (target: at least 0.5).
 
 Environment: ``COOP_BENCH_BATCHES`` (default 60 per round), ``COOP_BENCH_ROUNDS`` (default 3, the best
 round of each phase is reported), ``COOP_BENCH_PG_URL`` (a database this script may drop and create;
@@ -36,6 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import sqlalchemy as sa
 
@@ -51,7 +54,7 @@ BATCH_SIZE = 500
 MEMBERS = 20
 BATCHES = int(os.environ.get("COOP_BENCH_BATCHES", "60"))
 ROUNDS = int(os.environ.get("COOP_BENCH_ROUNDS", "3"))
-CLIENTS = int(os.environ.get("COOP_BENCH_CLIENTS", "1"))
+CLIENTS = int(os.environ.get("COOP_BENCH_CLIENTS", "4"))
 PG_URL = os.environ.get("COOP_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/coop_bench_ingest")
 BIN = Path(sys.executable).parent
 PingRow = tuple[int, str, int, int, bytes]
@@ -63,15 +66,11 @@ class Member:
     token: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Result:
     database: str
-    api_rate: float
-    direct_rate: float
-
-    @property
-    def ratio(self) -> float:
-        return self.api_rate / self.direct_rate
+    api_rates: dict[int, float]
+    direct_rate: float = 0.0
 
 
 def free_port() -> int:
@@ -128,8 +127,17 @@ def make_batches(members: list[Member], *, round_no: int) -> list[tuple[Member, 
     return batches
 
 
+def server_cpu_seconds(process: psutil.Process) -> float:
+    """CPU time of the server (and of a profiler's child, when one is in front)."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 @contextmanager
-def running_server(env: dict[str, str]) -> Iterator[str]:
+def running_server(env: dict[str, str]) -> Iterator[tuple[str, psutil.Process]]:
     port = free_port()
     prefix = os.environ.get("COOP_BENCH_SERVER_PREFIX", "").split()  # e.g. "py-spy record -o x.svg --"
     process = subprocess.Popen([*prefix, str(BIN / "coop"), "serve", "--port", str(port), "--log-level", "warning"],
@@ -146,7 +154,7 @@ def running_server(env: dict[str, str]) -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
-        yield base
+        yield base, psutil.Process(process.pid)
     finally:
         process.send_signal(signal.SIGINT)  # a profiler in front writes its output on SIGINT
         process.wait(timeout=60)
@@ -163,11 +171,11 @@ def _post_share(base: str, batches: list[tuple[Member, bytes]], start: threading
                 raise RuntimeError(f"batch not accepted: {response.status_code} {response.text[:300]}")
 
 
-def post_batches(base: str, batches: list[tuple[Member, bytes]]) -> float:
-    """Seconds to post every batch over ``CLIENTS`` keep-alive connections; checks each was accepted."""
-    start = threading.Barrier(CLIENTS + 1)
-    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
-        futures = [pool.submit(_post_share, base, batches[n::CLIENTS], start) for n in range(CLIENTS)]
+def post_batches(base: str, batches: list[tuple[Member, bytes]], *, clients: int) -> float:
+    """Seconds to post every batch over ``clients`` keep-alive connections; checks each was accepted."""
+    start = threading.Barrier(clients + 1)
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        futures = [pool.submit(_post_share, base, batches[n::clients], start) for n in range(clients)]
         start.wait()
         started = time.perf_counter()
         for future in futures:
@@ -244,23 +252,29 @@ def bench_database(name: str, url: str, data_dir: Path) -> Result:
     upgrade_to_head(url)
     env = environment(url, data_dir)
     members = create_members(url, env)
-    best_api = best_direct = 0.0
     direct = direct_sqlite if name == "sqlite" else direct_postgres
-    with running_server(env) as base:
+    result = Result(database=name, api_rates={})
+    with running_server(env) as (base, server):
         for round_no in range(ROUNDS):
-            batches = make_batches(members, round_no=round_no)
-            count = len(batches) * BATCH_SIZE
+            rows: list[PingRow] = []
+            for clients in sorted({1, CLIENTS}):
+                batches = make_batches(members, round_no=round_no * 100 + clients)
+                count = len(batches) * BATCH_SIZE
+                empty_ping_table(url)
+                cpu_before = server_cpu_seconds(server)
+                api_rate = count / post_batches(base, batches, clients=clients)
+                cpu_ms = (server_cpu_seconds(server) - cpu_before) * 1000 / len(batches)
+                rows = stored_rows(url)
+                assert len(rows) == count
+                result.api_rates[clients] = max(result.api_rates.get(clients, 0.0), api_rate)
+                print(f"  {name} round {round_no + 1}: api, {clients} client(s): {api_rate:,.0f} pings/s "
+                      f"(server CPU {cpu_ms:.1f} ms per batch)", flush=True)
             empty_ping_table(url)
-            api_rate = count / post_batches(base, batches)
-            rows = stored_rows(url)
-            assert len(rows) == count
-            empty_ping_table(url)
-            direct_rate = count / direct(url, rows)
-            assert len(stored_rows(url)) == count
-            print(f"  {name} round {round_no + 1}: api {api_rate:,.0f} pings/s, direct {direct_rate:,.0f} pings/s",
-                  flush=True)
-            best_api, best_direct = max(best_api, api_rate), max(best_direct, direct_rate)
-    return Result(database=name, api_rate=best_api, direct_rate=best_direct)
+            direct_rate = len(rows) / direct(url, rows)
+            assert len(stored_rows(url)) == len(rows)
+            result.direct_rate = max(result.direct_rate, direct_rate)
+            print(f"  {name} round {round_no + 1}: direct: {direct_rate:,.0f} pings/s", flush=True)
+    return result
 
 
 def postgres_available(url: str) -> bool:
@@ -290,10 +304,13 @@ def main() -> int:
                     recreate_postgres_database(PG_URL, drop_only=True)
             else:
                 print("  postgresql: server not reachable, skipped")
-    print(f"{'database':<12}{'api pings/s':>14}{'direct pings/s':>17}{'ratio':>8}  target >= 0.5")
+    print(f"{'database':<12}{'clients':>8}{'api pings/s':>14}{'direct pings/s':>17}{'ratio':>8}  target >= 0.5")
     for result in results:
-        verdict = "met" if result.ratio >= 0.5 else "NOT met"
-        print(f"{result.database:<12}{result.api_rate:>14,.0f}{result.direct_rate:>17,.0f}{result.ratio:>8.2f}  {verdict}")
+        for clients, api_rate in sorted(result.api_rates.items()):
+            ratio = api_rate / result.direct_rate
+            verdict = "met" if ratio >= 0.5 else "NOT met"
+            print(f"{result.database:<12}{clients:>8}{api_rate:>14,.0f}{result.direct_rate:>17,.0f}{ratio:>8.2f}  "
+                  f"{verdict}")
     return 0
 
 

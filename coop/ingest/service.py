@@ -24,13 +24,14 @@ from consent.zones import ZoneGeometry, distance_m, in_any_zone
 from coop.accounts.models import Account
 from coop.accounts.service import data_key_for, member_key_for
 from coop.crypto import DataKey, DecryptionError, Keyring
-from coop.errors import Forbidden
+from coop.errors import Forbidden, InvalidInput
 from coop.ingest import repository
 from coop.ingest._member_zones import load_member_zones
 from coop.ingest.cells import cell_of, zone_cell_ranges, zone_disk
+from coop.ingest.clients import overland_locations, owntracks_locations
 from coop.ingest.codec import open_ping, seal_pings
-from coop.ingest.decoding import decode_native_batch
-from coop.ingest.schemas import DroppedCounts, IngestResult, RejectedPing
+from coop.ingest.decoding import decode_json, decode_native_batch, require_batch_size
+from coop.ingest.schemas import DroppedCounts, IngestResult, OverlandResult, RejectedPing
 from coop.ingest.validation import CleanPing, Rejection, Window, validate_pings
 from coop.settings import Settings
 from coop.timeutil import utcnow
@@ -53,6 +54,28 @@ def ingest_pings(session: Session, *, account: Account, items: Sequence[Any], ke
     """Validate, gate and store native-shaped pings (as translated from OwnTracks or Overland)."""
     clean, rejections = validate_pings(items, _window(settings, now))
     return _gate_and_store(session, account=account, clean=clean, rejections=rejections, keyring=keyring)
+
+
+def ingest_owntracks_body(session: Session, *, account: Account, body: bytes, keyring: Keyring,
+                          settings: Settings, now: datetime | None = None) -> IngestResult:
+    """An OwnTracks message (or list of messages): locations are ingested, other types ignored."""
+    locations = owntracks_locations(decode_json(body))
+    if locations is None:
+        raise InvalidInput("the body must be one OwnTracks JSON message (an object)")
+    require_batch_size(locations, max_batch=settings.max_batch, field="messages", minimum=0)
+    return ingest_pings(session, account=account, items=locations, keyring=keyring, settings=settings, now=now)
+
+
+def ingest_overland_body(session: Session, *, account: Account, body: bytes, keyring: Keyring,
+                         settings: Settings, now: datetime | None = None) -> OverlandResult:
+    """An Overland batch ``{"locations": [GeoJSON Point Feature, ...]}`` (0..max_batch points)."""
+    locations = overland_locations(decode_json(body))
+    if locations is None:
+        raise InvalidInput('the body must be {"locations": [GeoJSON Point Feature, ...]}')
+    require_batch_size(locations, max_batch=settings.max_batch, field="locations", minimum=0)
+    outcome = ingest_pings(session, account=account, items=locations, keyring=keyring, settings=settings, now=now)
+    return OverlandResult(accepted=outcome.accepted, duplicates=outcome.duplicates, dropped=outcome.dropped,
+                          rejected=outcome.rejected)
 
 
 def _gate_and_store(session: Session, *, account: Account, clean: list[CleanPing], rejections: list[Rejection],
