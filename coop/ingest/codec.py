@@ -52,14 +52,12 @@ def ping_aad(member_no: int, client_id: str) -> bytes:
 
 def encode_payload(ping: CleanPing) -> bytes:
     """The plaintext for ``ping`` (see the module docstring for the layout)."""
-    _position, _client_id, _ts_ms, lat, lng, *optional, activity = ping
-    present = [value for value in optional if value is not None]
-    if not present and activity is None:
+    _position, _client_id, _ts_ms, lat, lng, accuracy, speed, altitude, heading, battery, activity = ping
+    mask = ((accuracy is not None) | (speed is not None) << 1 | (altitude is not None) << 2
+            | (heading is not None) << 3 | (battery is not None) << 4)
+    if not mask and activity is None:
         return _HEADER.pack(FORMAT_VERSION, 0, lat, lng)
-    mask = 0
-    for bit, value in enumerate(optional):
-        if value is not None:
-            mask |= 1 << bit
+    present = [value for value in (accuracy, speed, altitude, heading, battery) if value is not None]
     if activity is None:
         return _LAYOUTS[mask].pack(FORMAT_VERSION, mask, lat, lng, *present)
     encoded = activity.encode("utf-8")
