@@ -24,7 +24,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.problems import problem_doc
-from api.routing import domain_router
+from api.routing import QueuedWriterRoute, domain_router
 from coop.accounts.service import Principal
 from coop.ingest import service
 from coop.ingest.schemas import (
@@ -35,7 +35,7 @@ from coop.ingest.schemas import (
     PingBatchIn,
 )
 
-router = domain_router(tag="ingest")
+router = domain_router(tag="ingest", route_class=QueuedWriterRoute)
 
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: problem_doc("Body larger than 1 MiB"),
