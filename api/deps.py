@@ -11,7 +11,7 @@ import binascii
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -27,23 +27,26 @@ AuthDependency = TypeVar("AuthDependency", bound=Callable[..., Principal])
 bearer_scheme = HTTPBearer(auto_error=False, description="An opaque token from sign-up or /v1/me/tokens")
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_keyring_dep(request: Request) -> Keyring:
+async def get_keyring_dep(request: Request) -> Keyring:
     keyring: Keyring = request.app.state.keyring
     return keyring
 
 
-def get_engine_dep(request: Request) -> Engine:
+async def get_engine_dep(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_session(request: Request) -> Session:
-    """The request's session (one per request, committed by ``CommittingRoute``)."""
+async def get_session(request: Request) -> Session:
+    """The request's session (one per request, committed by ``CommittingRoute``).
+
+    This and the other trivial dependencies are ``async`` so FastAPI calls them inline instead of
+    sending each to the thread pool (they do no I/O)."""
     session = getattr(request.state, "db_session", None)
     if not isinstance(session, Session):
         session = Session(request.app.state.engine, expire_on_commit=False)
@@ -105,3 +108,29 @@ ModellerCaller = Annotated[Principal, Depends(require_roles(Role.MODELLER))]
 BoardCaller = Annotated[Principal, Depends(require_roles(Role.BOARD))]
 TreasurerCaller = Annotated[Principal, Depends(require_roles(Role.TREASURER))]
 AdminCaller = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+
+def _member(session: Session, token: str | None) -> Principal:
+    principal = authenticate(session, token)
+    if not principal.has(Role.MEMBER):
+        raise Forbidden("this operation needs the role member")
+    return principal
+
+
+def require_member_bearer_or_basic(request: Request, session: SessionDep,
+                                   credentials: CredentialsDep) -> Principal:
+    """A member by Bearer token, or by HTTP Basic with the token as password (OwnTracks)."""
+    token = credentials.credentials if credentials else token_from_basic_auth(request)
+    return _member(session, token)
+
+
+def require_member_bearer_or_query(session: SessionDep, credentials: CredentialsDep,
+                                   access_token: Annotated[str | None, Query(
+                                       description="The member token, for clients that cannot set "
+                                                   "headers (Overland)")] = None) -> Principal:
+    """A member by Bearer token or by ``?access_token=`` (Overland)."""
+    return _member(session, credentials.credentials if credentials else access_token)
+
+
+MemberBearerOrBasic = Annotated[Principal, Depends(require_member_bearer_or_basic)]
+MemberBearerOrQuery = Annotated[Principal, Depends(require_member_bearer_or_query)]
