@@ -117,6 +117,7 @@ def _member(session: Session, token: str | None) -> Principal:
     return principal
 
 
+@declares_roles(Role.MEMBER)
 def require_member_bearer_or_basic(request: Request, session: SessionDep,
                                    credentials: CredentialsDep) -> Principal:
     """A member by Bearer token, or by HTTP Basic with the token as password (OwnTracks)."""
@@ -124,6 +125,7 @@ def require_member_bearer_or_basic(request: Request, session: SessionDep,
     return _member(session, token)
 
 
+@declares_roles(Role.MEMBER)
 def require_member_bearer_or_query(session: SessionDep, credentials: CredentialsDep,
                                    access_token: Annotated[str | None, Query(
                                        description="The member token, for clients that cannot set "

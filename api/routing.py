@@ -8,6 +8,7 @@ closed in every case. Streaming bodies must open their own session (``coop.db.se
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -74,14 +75,26 @@ class QueuedWriterRoute(CommittingRoute):
         async def handler(request: Request) -> Response:
             if request.app.state.engine.dialect.name != "sqlite":
                 return await committing(request)
-            lock = getattr(request.app.state, "sqlite_writer_lock", None)
-            if lock is None:
-                lock = request.app.state.sqlite_writer_lock = asyncio.Lock()
+            lock = _sqlite_writer_lock(request)
             await request.body()  # read (and cache) the body while another request writes
             async with lock:
                 return await committing(request)
 
         return handler
+
+
+def _sqlite_writer_lock(request: Request) -> asyncio.Lock:
+    """The FIFO writer lock of the running event loop.
+
+    An ``asyncio.Lock`` belongs to one event loop: shared by two loops (one app served by several
+    loops, as by test clients in several threads), a waiter is woken from the wrong thread and sleeps for
+    ever. So each loop has its own lock; writers of different loops fall back to SQLite's own lock.
+    """
+    locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
+        request.app.state, "sqlite_writer_locks", None)
+    if locks is None:
+        locks = request.app.state.sqlite_writer_locks = weakref.WeakKeyDictionary()
+    return locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 def domain_router(*, tag: str, authenticated: bool = True,

@@ -18,7 +18,7 @@ from typing import Any
 from coop.timeutil import utcnow
 from tests.licensing_factories import request_body
 from tests.route_table import RouteInfo
-from tests.world import MEMBER, MODELLER, PURPOSE, World
+from tests.world import MEMBER, MODELLER, PURPOSE, SEED_PING_PLACE, World, ping_batch
 
 MEMBER_OWNED = {"receipt_id", "zone_id", "token_id"}
 MODELLER_OWNED = {"request_id", "licence_id", "release_id"}
@@ -81,7 +81,27 @@ def _dividend(_world: World, _caller: str) -> RequestSpec:
     return _idempotent({"period_start": (today - timedelta(days=30)).isoformat(), "period_end": today.isoformat()})
 
 
+def _pings(_world: World, _caller: str) -> RequestSpec:
+    return RequestSpec(json={"pings": ping_batch(secrets.token_hex(6), [utcnow() - timedelta(minutes=2)])})
+
+
+def _owntracks(_world: World, _caller: str) -> RequestSpec:
+    lat, lng = SEED_PING_PLACE
+    return RequestSpec(json={"_type": "location", "lat": lat, "lon": lng, "tst": int(utcnow().timestamp()) - 60,
+                             "acc": 12, "tid": "ph"})
+
+
+def _overland(_world: World, _caller: str) -> RequestSpec:
+    lat, lng = SEED_PING_PLACE
+    moment = (utcnow() - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    return RequestSpec(json={"locations": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [lng, lat]},
+                                            "properties": {"timestamp": moment, "horizontal_accuracy": 15}}]})
+
+
 BODIES: dict[str, Callable[[World, str], RequestSpec]] = {
+    "POST /v1/pings": _pings,
+    "POST /v1/ingest/owntracks": _owntracks,
+    "POST /v1/ingest/overland": _overland,
     "POST /v1/accounts": lambda _w, _c: RequestSpec(json={"roles": ["member"], "display_name": "New account"}),
     "POST /v1/dividends": _dividend,
     "POST /v1/licence-requests": lambda _w, _c: RequestSpec(json=request_body()),

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
+from coop.timeutil import utcnow
 from tests.factories import make_account
 from tests.licensing_factories import submit
+from tests.world import PURPOSE, ping_batch
 
 
 def test_board_audit_trail_shows_no_member_privacy_actions(client: TestClient, app: FastAPI) -> None:
@@ -35,3 +40,31 @@ def test_body_that_is_not_utf8_is_422_not_an_undocumented_400(client: TestClient
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"] == "urn:coop:problem:invalid-input"
+
+
+def test_ingest_from_several_event_loops_at_once_never_hangs(app: FastAPI) -> None:
+    """api/routing.py: the SQLite writer lock was one asyncio.Lock shared by every event loop; a request
+    waiting on it from a second loop was never woken (a hang, found by the concurrency tests)."""
+    member = make_account(app, Role.MEMBER)
+    with TestClient(app) as setup:
+        policy = next(p["policy_version"] for p in setup.get("/v1/purposes").json()["items"]
+                      if p["code"] == PURPOSE)
+        setup.put(f"/v1/me/consents/{PURPOSE}", json={"given": True, "policy_version": policy},
+                  headers=member.headers)
+    statuses: list[int] = []
+    start = threading.Barrier(4)
+
+    def phone(n: int) -> None:
+        own = TestClient(app)
+        start.wait(timeout=30)
+        for batch in range(5):
+            pings = ping_batch(f"t{n}-{batch}", [utcnow() - timedelta(minutes=m) for m in range(1, 30)])
+            statuses.append(own.post("/v1/pings", json={"pings": pings}, headers=member.headers).status_code)
+
+    threads = [threading.Thread(target=phone, args=(n,), daemon=True) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "an ingest request never returned"
+    assert statuses == [200] * 20

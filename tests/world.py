@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -87,6 +87,18 @@ def _ok(response: Any, *statuses: int) -> dict[str, Any]:
     return body
 
 
+SEED_PING_PLACE = (53.4084, -2.9916)
+"""Liverpool city centre: both members ping here at the same times, so a release (k=2) has a row."""
+SEED_PING_TIMES = [datetime(2026, 11, 3, 8, minute, tzinfo=UTC) for minute in (5, 20, 35)]
+
+
+def ping_batch(prefix: str, times: list[datetime], *, place: tuple[float, float] = SEED_PING_PLACE) -> list[dict[str, Any]]:
+    """Native pings with ids ``<prefix>-<n>`` at ``place`` (accuracy 10 m)."""
+    lat, lng = place
+    return [{"id": f"{prefix}-{n}", "ts": moment.isoformat().replace("+00:00", "Z"), "lat": lat, "lng": lng,
+             "accuracy_m": 10.0} for n, moment in enumerate(times)]
+
+
 def _display_name(client: TestClient, caller: Caller) -> str:
     name: str = _ok(client.get("/v1/me", headers=caller.headers))["display_name"]
     return name
@@ -104,6 +116,11 @@ def _seed_member(client: TestClient, member: Caller, owned: Owned, policy_versio
     token = _ok(client.post("/v1/me/tokens", json={"label": token_label}, headers=member.headers), 201)
     owned.resources["token_id"] = token["token_id"]
     owned.private |= {label, token_label, body["receipt_id"], zone["zone_id"], token["token_id"]}
+    ping_prefix = marker("ping")
+    stored = _ok(client.post("/v1/pings", json={"pings": ping_batch(ping_prefix, SEED_PING_TIMES)},
+                             headers=member.headers))
+    assert stored["accepted"] == len(SEED_PING_TIMES), stored
+    owned.private.add(ping_prefix)
 
 
 def _approve(client: TestClient, voters: list[Caller], modeller: Caller, title: str,
