@@ -30,7 +30,7 @@ def ts_ms(moment: datetime) -> int:
 
 
 def cell10(lat: float = LIVERPOOL[0], lng: float = LIVERPOOL[1]) -> str:
-    return h3.latlng_to_cell(lat, lng, 10)
+    return str(h3.latlng_to_cell(lat, lng, 10))
 
 
 def inside(cell: str) -> str:
