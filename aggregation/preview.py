@@ -1,4 +1,8 @@
-"""``preview.svg``: a map of a release's hexagons, shaded by average members per bucket.
+"""``preview.svg``: a map of a release's hexagons, shaded by member density.
+
+Each hexagon is shaded by its average members per bucket divided by its area (members per km²), so a
+large generalised hexagon and a small one are read on the same scale (a choropleth of raw counts would
+make big hexagons look busiest).
 
 Invariants: it shows only published rows (never anything below k); the projection is equirectangular,
 scaled by cos(latitude) at the data's centre and fitted to the data's extent (no fixed scale), with a
@@ -89,7 +93,7 @@ def _header(info: PreviewInfo, height: int) -> list[str]:
         f'<text x="{MAP_MARGIN}" y="42" font-size="26" font-weight="bold" fill="#1d2433">'
         f'{escape(info.title)}</text>',
         f'<text x="{MAP_MARGIN}" y="70" font-size="16" fill="#3c4657">{escape(_period_text(info.period))}'
-        f' \u00b7 average co-op members present per {unit}</text>',
+        f' \u00b7 where co-op members were, on average, in any one {unit}</text>',
         f'<text x="{MAP_MARGIN}" y="92" font-size="12.5" fill="#6b7280">H3 resolution {info.resolution} '
         f'hexagons; every number counts at least {info.k} members. Quieter hexagons are merged into '
         f'larger ones or left out.</text>',
@@ -121,7 +125,7 @@ def _north_arrow(x: float, y: float) -> list[str]:
 
 def _legend(x: float, y: float, breaks: list[float], unit: str) -> list[str]:
     parts = [f'<text x="{x:.1f}" y="{y:.1f}" font-size="13" font-weight="bold" fill="#1d2433">'
-             f'Members per {unit} (average)</text>']
+             f'Members per km\u00b2 in an average {unit}</text>']
     box_w = 62
     lower = 0.0
     for index, bound in enumerate(breaks):
@@ -142,6 +146,8 @@ def render_preview(rows: pl.DataFrame, info: PreviewInfo) -> str:
     per_cell = (rows.group_by("cell", "resolution")
                 .agg((pl.col("members").sum() / buckets).alias("value"))
                 .sort(["resolution", "cell"]))
+    areas = [h3_int.cell_area(cell, "km^2") for cell in per_cell.get_column("cell").to_list()]
+    per_cell = per_cell.with_columns(pl.col("value") / pl.Series(areas, dtype=pl.Float64))
     if per_cell.height == 0:
         height = MAP_TOP + 260 + FOOTER
         parts = _header(info, height)
@@ -175,11 +181,11 @@ def render_preview(rows: pl.DataFrame, info: PreviewInfo) -> str:
     parts = _header(info, height)
     parts.append(f'<rect x="{MAP_MARGIN / 2}" y="{MAP_TOP + MAP_MARGIN / 2}" width="{WIDTH - MAP_MARGIN}" '
                  f'height="{map_height + MAP_MARGIN:.1f}" fill="#eef2f6" rx="6"/>')
-    parts.append('<g stroke="#ffffff" stroke-width="0.4" stroke-linejoin="round">')
+    parts.append('<g stroke="#ffffff" stroke-width="0.25" stroke-linejoin="round">')
     for cell, resolution, value in per_cell.iter_rows():
         path = "M" + " L".join(project(lat, lng) for lat, lng in boundaries[cell]) + " Z"
         parts.append(f'<path d="{path}" fill="{_colour(value, breaks)}">'
-                     f'<title>{format(cell, "x")} (res {resolution}): {value:.2f}</title></path>')
+                     f'<title>{format(cell, "x")} (res {resolution}): {value:.2f} per km\u00b2</title></path>')
     parts.append("</g>")
     km_per_px = _KM_PER_DEGREE / scale
     footer_y = y_top + map_height + MAP_MARGIN + 30
