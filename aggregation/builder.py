@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+import coop.models  # noqa: F401  (every table registered, so the ORM resolves foreign keys in a bare worker)
 from aggregation.kanon import Aggregate, aggregate
 from aggregation.manifest import sign_manifest
 from aggregation.models import Release, ReleaseContribution
