@@ -25,9 +25,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import h3
 import numpy as np
@@ -43,6 +45,7 @@ WEEK_START = date(2026, 11, 2)  # a Monday
 PERIOD_START_MS = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1000)
 HOUR_MS = 3_600_000
 K = 10
+T = TypeVar("T")
 PURPOSE = "transport-planning"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "coop_bench_releases"
@@ -94,8 +97,8 @@ def generate(n_pings: int, n_members: int, seed: int = 7) -> Population:
             cells[member, index] = [h3.str_to_int(c) for c in [centre, *sorted(h3.grid_ring(centre, 1))]]
 
     hour_weights = np.array([0.25 if h % 24 < 6 else 1.0 if h % 24 < 22 else 0.5 for h in range(168)])
-    hour = rng.choice(168, n_pings, p=hour_weights / hour_weights.sum())
-    member = rng.integers(0, n_members, n_pings)
+    hour: np.ndarray = rng.choice(168, n_pings, p=hour_weights / hour_weights.sum())
+    member: np.ndarray = rng.integers(0, n_members, n_pings)
     ts = PERIOD_START_MS + hour.astype(np.int64) * HOUR_MS + rng.integers(0, HOUR_MS, n_pings)
     hour_of_day, weekday = hour % 24, hour // 24 < 5
     at_work = weekday & (hour_of_day >= 9) & (hour_of_day < 17)
@@ -205,7 +208,7 @@ def store_pings(url: str, pings: pl.DataFrame) -> float:
                                    [(m, c, t, cell, BLOB) for m, t, cell, c in chunk.iter_rows()])
         else:
             blob_hex = "\\x" + BLOB.hex()
-            with cursor.copy("COPY ping (member_no, client_id, ts_ms, cell, blob) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cursor.copy("COPY ping (member_no, client_id, ts_ms, cell, blob) FROM STDIN") as copy:
                 for chunk in rows.iter_slices(500_000):
                     text = chunk.select("member_no", "client_id", "ts_ms", "cell",
                                         pl.lit(blob_hex).alias("blob")).write_csv(
@@ -326,7 +329,7 @@ def drop_database(kind: str) -> None:
         admin.dispose()
 
 
-def timed(function, *args):  # type: ignore[no-untyped-def]
+def timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:
     started = time.perf_counter()
     value = function(*args)
     return value, time.perf_counter() - started
