@@ -91,10 +91,10 @@ def generate(n_pings: int, n_members: int, seed: int = 7) -> Population:
               places(rng.choice(len(TOWNS), n_members, p=weights))]
     ring = 7
     cells = np.empty((n_members, len(haunts), ring), dtype=np.int64)
-    for member in range(n_members):
+    for person in range(n_members):
         for index, (lats, lngs) in enumerate(haunts):
-            centre = h3.latlng_to_cell(float(lats[member]), float(lngs[member]), 10)
-            cells[member, index] = [h3.str_to_int(c) for c in [centre, *sorted(h3.grid_ring(centre, 1))]]
+            centre = h3.latlng_to_cell(float(lats[person]), float(lngs[person]), 10)
+            cells[person, index] = [h3.str_to_int(c) for c in [centre, *sorted(h3.grid_ring(centre, 1))]]
 
     hour_weights = np.array([0.25 if h % 24 < 6 else 1.0 if h % 24 < 22 else 0.5 for h in range(168)])
     hour: np.ndarray = rng.choice(168, n_pings, p=hour_weights / hour_weights.sum())
