@@ -193,3 +193,27 @@ def test_pings_outside_the_period_do_not_count(client: TestClient, app: FastAPI)
                             (at(MONDAY) - timedelta(milliseconds=1), X9)])
     manifest = built_release(client, app, modeller, licence, start=MONDAY, end=NEXT_DAY)
     assert release_rows(client, modeller, manifest["release_id"]) == [("2026-11-02T00:00:00Z", X9, 9, 2)]
+
+
+def test_the_worked_example_of_docs_privacy_model(client: TestClient, app: FastAPI) -> None:
+    modeller = make_account(app, Role.MODELLER)
+    licence = make_licence(app, modeller, start=MONDAY, end=MONDAY + timedelta(days=7), k=3)
+    a, b, c, d, e = members(app, 5)
+    f = make_member(app, name="F")
+    consent_event(app, f, at=at(MONDAY, 9, 30))
+    g, h = members(app, 2)
+    consent_event(app, g, at=at(MONDAY) - timedelta(days=1), given=False)
+    w9 = h3.latlng_to_cell(53.6475, -3.0053, 9)
+    pings(app, a, [(at(MONDAY, 9, 1), X9), (at(MONDAY, 9, 2), X9), (at(MONDAY, 9, 3), Y9)])
+    for member in (b, c, g, h):
+        pings(app, member, [(at(MONDAY, 9, 4), X9)])
+    pings(app, d, [(at(MONDAY, 9, 5), Y9), (at(MONDAY, 9, 6), Y9)])
+    pings(app, e, [(at(MONDAY, 9, 7), Z9)])
+    pings(app, f, [(at(MONDAY, 9, 10), Z9), (at(MONDAY, 9, 40), w9)])
+    erase(app, h)
+    manifest = built_release(client, app, modeller, licence, start=MONDAY, end=NEXT_DAY)
+    assert release_rows(client, modeller, manifest["release_id"]) == [(HOUR9, X9, 9, 3)]
+    assert manifest["stats"] == {"rows": 1, "generalised_rows": 0, "suppressed_contributions": 3,
+                                 "pings_considered": 9}
+    units = [client.get("/v1/me/usage", headers=m.caller.headers).json()["items"] for m in (a, b, c, d, e, f)]
+    assert [[item["contribution_units"] for item in found] for found in units] == [[1], [1], [1], [], [], []]
