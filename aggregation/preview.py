@@ -40,12 +40,12 @@ class PreviewInfo:
     source: str
 
 
-def _nice(value: float) -> float:
-    """``value`` rounded to two significant figures (legend labels a planner can read)."""
+def _nice_up(value: float) -> float:
+    """``value`` rounded UP to two significant figures (legend bounds a planner can read)."""
     if value <= 0:
         return 0.0
     magnitude = 10 ** (math.floor(math.log10(value)) - 1)
-    return float(round(value / magnitude) * magnitude)
+    return float(math.ceil(value / magnitude - 1e-9) * magnitude)
 
 
 def _label(value: float) -> str:
@@ -53,15 +53,15 @@ def _label(value: float) -> str:
 
 
 def class_breaks(values: list[float], classes: int = len(RAMP)) -> list[float]:
-    """Upper bounds of up to ``classes`` quantile classes, rounded and strictly increasing."""
+    """Upper bounds of up to ``classes`` quantile classes, rounded up and strictly increasing (so every
+    value falls in the class whose bound is the first at or above it)."""
     ordered = sorted(values)
     breaks: list[float] = []
     for index in range(1, classes + 1):
         position = min(len(ordered) - 1, math.ceil(index / classes * len(ordered)) - 1)
-        bound = _nice(ordered[position]) if index < classes else ordered[-1]
+        bound = _nice_up(ordered[position])
         if not breaks or bound > breaks[-1]:
             breaks.append(bound)
-    breaks[-1] = max(breaks[-1], ordered[-1])
     return breaks
 
 
@@ -102,9 +102,10 @@ def _header(info: PreviewInfo, height: int) -> list[str]:
 
 def _scale_bar(x: float, y: float, km_per_px: float) -> list[str]:
     target_km = km_per_px * 140
-    length_km = max((v for v in (0.5, 1, 2, 5, 10, 20, 50, 100, 200) if v <= target_km), default=0.5)
+    steps = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200)
+    length_km = max((v for v in steps if v <= target_km), default=steps[0])
     px = length_km / km_per_px
-    label = f"{length_km:g} km"
+    label = f"{length_km:g} km" if length_km >= 1 else f"{length_km * 1000:g} m"
     return [
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{px / 2:.1f}" height="6" fill="#1d2433"/>',
         f'<rect x="{x + px / 2:.1f}" y="{y:.1f}" width="{px / 2:.1f}" height="6" fill="#ffffff" '
