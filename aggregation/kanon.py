@@ -26,6 +26,9 @@ import polars as pl
 FINEST_RESOLUTION = 10
 COARSEST_RESOLUTION = 7
 _RESOLUTION_FIELD = 0xF << 52
+_HOUR_MS = 3_600_000  # every bucket (hour, day, week) starts on a whole UTC hour
+_KEY_SHIFT = 1 << 32  # member numbers and epoch hours both fit in 32 bits
+BATCH_ROWS = 500_000
 
 COUNT_SCHEMA = {"member_no": pl.Int64, "bucket": pl.Int64, "cell": pl.Int64, "pings": pl.Int64}
 CONTRIBUTION_SCHEMA = {"member_no": pl.Int64, "bucket": pl.Int64, "cell": pl.Int64}
@@ -62,8 +65,8 @@ class Aggregate:
     """The outcome of the maths for one release.
 
     ``rows``: bucket, cell, resolution, members (sorted). ``units``: member_no, units (sorted, units > 0).
-    ``assignments``: one line per contribution: member_no, bucket, origin (its cell at resolution r),
-    and the resolution and cell of the row that counts it (both null when suppressed).
+    ``assignments`` (only when asked for): one line per contribution: member_no, bucket, origin (its
+    cell at resolution r), and the resolution and cell of the row that counts it (null when suppressed).
     """
 
     rows: pl.DataFrame
@@ -86,31 +89,38 @@ def bound_contributions(counts: pl.DataFrame, *, cells_per_member: int) -> pl.Da
     """
     if cells_per_member < 1:
         raise ValueError("cells_per_member must be at least 1")
-    ranked = counts.lazy().sort(["member_no", "bucket", "pings", "cell"],
-                                descending=[False, False, True, False])
+    keys = ["member_no", "bucket"]
     if cells_per_member == 1:
-        kept = ranked.unique(["member_no", "bucket"], keep="first", maintain_order=True)
-    else:
-        kept = ranked.group_by(["member_no", "bucket"], maintain_order=True).head(cells_per_member)
+        # One group-by on a packed (member, hour) key, no sort: the smallest of the busiest cells.
+        key = pl.col("member_no") * _KEY_SHIFT + pl.col("bucket") // _HOUR_MS
+        best = (counts.lazy().group_by(key.alias("key"))
+                .agg(pl.col("cell").filter(pl.col("pings") == pl.col("pings").max()).min()))
+        return best.select((pl.col("key") // _KEY_SHIFT).alias("member_no"),
+                           (pl.col("key") % _KEY_SHIFT * _HOUR_MS).alias("bucket"), "cell").collect()
+    ranked = counts.lazy().sort([*keys, "pings", "cell"], descending=[False, False, True, False])
+    kept = ranked.group_by(keys, maintain_order=True).head(cells_per_member)
     return kept.select(list(CONTRIBUTION_SCHEMA)).collect()
 
 
 def generalise(contributions: pl.DataFrame, *, resolution: int, k: int,
-               coarsest_resolution: int = COARSEST_RESOLUTION,
-               distinct_members: bool = True) -> Aggregate:
+               coarsest_resolution: int = COARSEST_RESOLUTION, distinct_members: bool = True,
+               with_assignments: bool = False) -> Aggregate:
     """Steps 2-4 over bounded contributions at ``resolution``.
 
     ``distinct_members=False`` is a fast path, valid only when each (member, bucket) has one
-    contribution (hour buckets): then no member can reach one cell twice.
+    contribution (hour buckets): then no member can reach one cell twice. ``with_assignments`` keeps
+    the per-contribution outcome (for tests and audits; it costs memory on large builds).
     """
     if k < 1:
         raise ValueError("k must be at least 1")
     if not coarsest_resolution <= resolution <= FINEST_RESOLUTION:
         raise ValueError(f"resolution must be in {coarsest_resolution}..{FINEST_RESOLUTION}")
     keys = ["bucket", "cell"]
-    pending = contributions.select("member_no", "bucket", pl.col("cell").alias("origin"), "cell")
+    origin = [pl.col("cell").alias("origin")] if with_assignments else []
+    pending = contributions.select("member_no", "bucket", *origin, "cell")
     published: list[pl.DataFrame] = []
     assigned: list[pl.DataFrame] = []
+    counted: list[pl.DataFrame] = []
     for level in range(resolution, coarsest_resolution - 1, -1):
         if level < resolution:
             pending = pending.with_columns(parent_cell_expr(pl.col("cell"), level).alias("cell"))
@@ -120,30 +130,70 @@ def generalise(contributions: pl.DataFrame, *, resolution: int, k: int,
         counts = members.group_by(keys).agg(pl.len().cast(pl.Int64).alias("members"))
         big = counts.filter(pl.col("members") >= k)
         published.append(big.with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
-        assigned.append(pending.join(big.select(keys), on=keys, how="semi")
-                        .with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
+        hit = pending.join(big.select(keys), on=keys, how="semi")
+        counted.append(hit.select("member_no", *keys).unique() if distinct_members else hit.select("member_no"))
+        if with_assignments:
+            assigned.append(hit.with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
         pending = pending.join(big.select(keys), on=keys, how="anti")
-    suppressed = pending.with_columns(pl.lit(None, dtype=pl.Int64).alias("resolution"),
-                                      pl.lit(None, dtype=pl.Int64).alias("cell"))
-    column_order = ["member_no", "bucket", "origin", "resolution", "cell"]
-    assignments = pl.concat([frame.select(column_order) for frame in [*assigned, suppressed]])
+    assignments = pl.DataFrame()
+    if with_assignments:
+        suppressed = pending.with_columns(pl.lit(None, dtype=pl.Int64).alias("resolution"),
+                                          pl.lit(None, dtype=pl.Int64).alias("cell"))
+        column_order = ["member_no", "bucket", "origin", "resolution", "cell"]
+        assignments = pl.concat([frame.select(column_order) for frame in [*assigned, suppressed]])
     rows = (pl.concat([frame.select(list(ROW_SCHEMA)) for frame in published])
             .sort(["bucket", "resolution", "cell"], descending=[False, True, False]))
-    counted = assignments.filter(pl.col("resolution").is_not_null())
-    if distinct_members:
-        counted = counted.unique(["member_no", "bucket", "resolution", "cell"])
-    units = (counted.group_by("member_no").agg(pl.len().cast(pl.Int64).alias("units"))
-             .sort("member_no"))
+    units = (pl.concat([frame.select("member_no") for frame in counted])
+             .group_by("member_no").agg(pl.len().cast(pl.Int64).alias("units")).sort("member_no"))
     return Aggregate(rows=rows, units=units, assignments=assignments,
-                     contributions=contributions.height, suppressed_contributions=suppressed.height)
+                     contributions=contributions.height, suppressed_contributions=pending.height)
+
+
+def _aggregate_once(counts: pl.DataFrame, *, resolution: int, k: int, cells_per_member: int,
+                    coarsest_resolution: int, with_assignments: bool) -> Aggregate:
+    contributions = bound_contributions(counts, cells_per_member=cells_per_member)
+    return generalise(contributions, resolution=resolution, k=k, coarsest_resolution=coarsest_resolution,
+                      distinct_members=cells_per_member > 1, with_assignments=with_assignments)
+
+
+def _bucket_batches(counts: pl.DataFrame, batch_rows: int) -> list[pl.DataFrame]:
+    """Whole buckets grouped into batches of about ``batch_rows`` lines."""
+    batches: list[pl.DataFrame] = []
+    current: list[pl.DataFrame] = []
+    size = 0
+    for part in counts.partition_by("bucket", maintain_order=False):
+        current.append(part)
+        size += part.height
+        if size >= batch_rows:
+            batches.append(pl.concat(current))
+            current, size = [], 0
+    if current:
+        batches.append(pl.concat(current))
+    return batches
 
 
 def aggregate(counts: pl.DataFrame, *, resolution: int, k: int, cells_per_member: int,
-              coarsest_resolution: int = COARSEST_RESOLUTION) -> Aggregate:
-    """The whole release table from unique (member_no, bucket, cell, pings) lines at ``resolution``."""
-    contributions = bound_contributions(counts, cells_per_member=cells_per_member)
-    return generalise(contributions, resolution=resolution, k=k, coarsest_resolution=coarsest_resolution,
-                      distinct_members=cells_per_member > 1)
+              coarsest_resolution: int = COARSEST_RESOLUTION, with_assignments: bool = False,
+              batch_rows: int = BATCH_ROWS) -> Aggregate:
+    """The whole release table from unique (member_no, bucket, cell, pings) lines at ``resolution``.
+
+    Buckets are independent (bounding, counting and generalisation never look across buckets), so a
+    large table is processed a batch of whole buckets at a time, which bounds the memory used.
+    """
+    def run(frame: pl.DataFrame) -> Aggregate:
+        return _aggregate_once(frame, resolution=resolution, k=k, cells_per_member=cells_per_member,
+                               coarsest_resolution=coarsest_resolution, with_assignments=with_assignments)
+
+    if with_assignments or counts.height <= batch_rows:
+        return run(counts)
+    parts = [run(batch) for batch in _bucket_batches(counts, batch_rows)]
+    rows = pl.concat([part.rows for part in parts]).sort(["bucket", "resolution", "cell"],
+                                                         descending=[False, True, False])
+    units = (pl.concat([part.units for part in parts]).group_by("member_no")
+             .agg(pl.col("units").sum()).sort("member_no"))
+    return Aggregate(rows=rows, units=units, assignments=pl.DataFrame(),
+                     contributions=sum(part.contributions for part in parts),
+                     suppressed_contributions=sum(part.suppressed_contributions for part in parts))
 
 
 def empty_counts() -> pl.DataFrame:

@@ -6,8 +6,8 @@ Invariants:
   when the build starts count, and consent is judged at that same instant.
 - Erased members (``account.erased_at`` set or ``member_key.wrapped_key`` NULL) get no window, so none
   of their pings count; a ping counts only inside one of its member's consent windows.
-- SQLite: SQL push-down: the database joins pings to the windows and counts pings per (member,
-  bucket, cell), so Python only sees the reduced table.
+- SQLite (in-process): the pings are read in rowid ranges (sequential reads, one chunk in memory at a
+  time) and Polars joins the windows and counts each chunk; partial counts are summed at the end.
 - PostgreSQL: a streaming columnar read: the eligible members' pings in the period travel packed into
   one ``bytea`` per group of members (20 bytes a ping, no per-row protocol or Python cost) and Polars
   joins the windows and counts each group as it arrives; groups partition the members, so the builder
@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from aggregation.consent_windows import ConsentChange, Window, consent_windows
 from aggregation.counting import count_pings, windows_frame
-from aggregation.kanon import COUNT_SCHEMA, parent_cell_sql
+from aggregation.kanon import COUNT_SCHEMA, sum_counts
 from aggregation.periods import Period, TimeBucket
 from coop.db import is_sqlite
 from coop.timeutil import as_utc
@@ -38,6 +38,8 @@ from coop.timeutil import as_utc
 FINEST_RESOLUTION = 10
 _PACK_GROUPS = 16
 _FETCH_ROWS = 200_000
+_SQLITE_CHUNK_IDS = 1_000_000
+PING_SCHEMA = {"member_no": pl.Int64, "ts_ms": pl.Int64, "cell": pl.Int64}
 
 _CONSENT_SQL = """
 SELECT mk.no, ce.state, ce.at
@@ -74,25 +76,6 @@ def _windows(reader: _Reader, *, purpose_code: str, period: Period) -> dict[int,
     return {member_no: found for member_no, found in windows.items() if found}
 
 
-def _counting_sql(*, window_source: str, bucket: TimeBucket, cell_resolution: int) -> str:
-    # Only integers and fixed fragments are interpolated; every value is a bound parameter.
-    cell = "p.cell" if cell_resolution == FINEST_RESOLUTION else parent_cell_sql("p.cell", cell_resolution)
-    return f"""
-SELECT p.member_no AS member_no,
-       :lo + ((p.ts_ms - :lo) / {bucket.length_ms}) * {bucket.length_ms} AS bucket,
-       {cell} AS cell,
-       count(*) AS pings
-FROM ping AS p CROSS JOIN {window_source} AS w
-WHERE w.member_no = p.member_no AND p.ts_ms >= w.start_ms AND p.ts_ms < w.end_ms
-  AND p.ts_ms >= :lo AND p.ts_ms < :hi
-GROUP BY 1, 2, 3
-"""  # noqa: S608
-
-
-def _flatten(windows: dict[int, list[Window]]) -> list[tuple[int, int, int]]:
-    return [(member_no, w.start_ms, w.end_ms) for member_no in sorted(windows) for w in windows[member_no]]
-
-
 class _SqliteReader:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
@@ -120,17 +103,20 @@ def _sqlite_snapshot(engine: Engine) -> Iterator[Any]:
 def _read_sqlite(engine: Engine, *, purpose_code: str, period: Period, bucket: TimeBucket,
                  cell_resolution: int) -> Snapshot:
     with _sqlite_snapshot(engine) as raw:
-        reader = _SqliteReader(raw)
-        windows = _windows(reader, purpose_code=purpose_code, period=period)
-        raw.execute("CREATE TEMP TABLE release_window (member_no INTEGER NOT NULL, start_ms INTEGER NOT NULL, "
-                    "end_ms INTEGER NOT NULL, PRIMARY KEY (member_no, start_ms))")
-        raw.executemany("INSERT INTO release_window VALUES (?, ?, ?)", _flatten(windows))
-        sql = _counting_sql(window_source="temp.release_window", bucket=bucket, cell_resolution=cell_resolution)
-        cursor = raw.execute(sql, {"lo": period.start_ms, "hi": period.end_ms})
-        frames = []
-        while batch := cursor.fetchmany(_FETCH_ROWS):
-            frames.append(pl.DataFrame(batch, schema=COUNT_SCHEMA, orient="row"))
-    counts = pl.concat(frames) if frames else pl.DataFrame(schema=COUNT_SCHEMA)
+        windows = _windows(_SqliteReader(raw), purpose_code=purpose_code, period=period)
+        window_frame = windows_frame(windows)
+        low, high = raw.execute("SELECT min(id), max(id) FROM ping").fetchone()
+        partial = []
+        for first in range(low or 0, (high or -1) + 1, _SQLITE_CHUNK_IDS):
+            # ``+ts_ms`` keeps SQLite on the rowid range (a sequential read) instead of the ts index.
+            rows = raw.execute("SELECT member_no, ts_ms, cell FROM ping WHERE id >= ? AND id < ? "
+                               "AND +ts_ms >= ? AND +ts_ms < ?",
+                               (first, first + _SQLITE_CHUNK_IDS, period.start_ms, period.end_ms)).fetchall()
+            if rows:
+                pings = pl.DataFrame(rows, schema=PING_SCHEMA, orient="row")
+                partial.append(count_pings(pings, window_frame, period=period, bucket=bucket,
+                                           cell_resolution=cell_resolution))
+    counts = sum_counts(pl.concat(partial)) if partial else pl.DataFrame(schema=COUNT_SCHEMA)
     return Snapshot(counts=counts, eligible_members=len(windows))
 
 

@@ -69,10 +69,12 @@ def _oracle(counts: dict[Key, int], *, k: int, cells_per_member: int) -> tuple[
 
 
 @settings(max_examples=250, deadline=None)
-@given(population=populations, k=st.integers(1, 4), cells_per_member=st.integers(1, 3))
-def test_the_maths_agrees_with_the_naive_oracle(population: dict[Key, int], k: int,
-                                                cells_per_member: int) -> None:
-    result = aggregate(_frame(population), resolution=9, k=k, cells_per_member=cells_per_member)
+@given(population=populations, k=st.integers(1, 4), cells_per_member=st.integers(1, 3),
+       batch_rows=st.sampled_from([1, 7, 500_000]))
+def test_the_maths_agrees_with_the_naive_oracle(population: dict[Key, int], k: int, cells_per_member: int,
+                                                batch_rows: int) -> None:
+    result = aggregate(_frame(population), resolution=9, k=k, cells_per_member=cells_per_member,
+                       batch_rows=batch_rows)
     rows, units, suppressed = _oracle(population, k=k, cells_per_member=cells_per_member)
     assert list(result.rows.iter_rows()) == rows
     assert dict(result.units.iter_rows()) == units
@@ -84,7 +86,8 @@ def test_the_maths_agrees_with_the_naive_oracle(population: dict[Key, int], k: i
        seed=st.integers(0, 1000))
 def test_the_invariants_hold_for_random_populations(population: dict[Key, int], k: int, cells_per_member: int,
                                                     seed: int) -> None:
-    result = aggregate(_frame(population), resolution=9, k=k, cells_per_member=cells_per_member)
+    result = aggregate(_frame(population), resolution=9, k=k, cells_per_member=cells_per_member,
+                       with_assignments=True)
     rows = list(result.rows.iter_rows(named=True))
     # Every published number counts at least k distinct members.
     assert all(row["members"] >= k for row in rows)
