@@ -6,12 +6,14 @@ lifespan; a request that queues a build hands it to the worker only after its tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from aggregation import service
@@ -29,6 +31,7 @@ from coop.idempotency import run_idempotent
 from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = domain_router(tag="releases")
+log = logging.getLogger("coop.releases")
 
 LicenseeOrBoard = Annotated[Principal, Depends(require_roles(Role.MODELLER, Role.BOARD))]
 
@@ -47,8 +50,11 @@ def release_worker(app: FastAPI) -> ReleaseWorker:
 async def release_lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the worker, fail builds a crashed process left ``building``, resubmit queued ones."""
     worker = release_worker(app)
-    for release_id in await run_in_threadpool(recover_interrupted_builds, app.state.engine):
-        worker.submit(release_id)
+    try:
+        for release_id in await run_in_threadpool(recover_interrupted_builds, app.state.engine):
+            worker.submit(release_id)
+    except SQLAlchemyError:  # the app must start (and /readyz say 503) while the database is down
+        log.warning("could not recover interrupted release builds: the database does not answer")
     try:
         yield
     finally:
