@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +106,12 @@ def _plan(session: Session, release_id: str) -> _Plan:
 def compute(ctx: BuildContext, plan: _Plan) -> tuple[Aggregate, int]:
     """The table for ``plan`` from one snapshot; also returns the pings considered."""
     spec = plan.spec
+    started = time.perf_counter()
     snapshot = read_snapshot(ctx.engine, purpose_code=plan.purpose_code, period=plan.period,
                              bucket=spec.time_bucket,
                              cell_resolution=FINEST_RESOLUTION if spec.region else spec.resolution)
+    log.info("release %s: snapshot read in %.2fs (%d counted lines)", plan.release_id,
+             time.perf_counter() - started, snapshot.counts.height)
     _set_progress(ctx.engine, plan.release_id, 0.4)
     counts = snapshot.counts
     if spec.region is not None:
@@ -159,18 +163,37 @@ def _finish(ctx: BuildContext, plan: _Plan, result: Aggregate, *, pings_consider
         session.add(release)
 
 
+class _Stopwatch:
+    """Phase timings for the build log (seconds since the previous lap)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps.append(f"{name} {now - self.last:.2f}s")
+        self.last = now
+
+
 def build_release(ctx: BuildContext, release_id: str) -> None:
     """Build one queued release to ``ready`` (or ``failed``); never raises."""
     if not claim_release(ctx.engine, release_id):
         return
+    watch = _Stopwatch()
     try:
         with session_scope(ctx.engine) as session:
             plan = _plan(session, release_id)
         result, pings_considered = compute(ctx, plan)
+        watch.lap("read+maths")
         _set_progress(ctx.engine, release_id, 0.6)
         files = _write_files(ctx, plan, result.rows)
+        watch.lap("files")
         _set_progress(ctx.engine, release_id, 0.9)
         _finish(ctx, plan, result, pings_considered=pings_considered, files=files)
+        watch.lap("store")
+        log.info("release %s built: %d rows from %d pings (%s)", release_id, result.rows.height,
+                 pings_considered, ", ".join(watch.laps))
     except BuildRefused as refused:
         _fail(ctx.engine, release_id, str(refused))
     except Exception:

@@ -290,12 +290,26 @@ def build_in_child(url: str, release_id: str, data_dir: Path) -> dict[str, float
     return result
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. ``VmHWM`` belongs to the memory map made at exec, whereas
+    ``ru_maxrss`` of a forked child starts from its parent's RSS (here: the 10M pings held in memory)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def build_only(release_id: str) -> None:
+    import logging
+
     from aggregation.builder import BuildContext, build_release
     from coop.crypto import load_keyring
     from coop.db import get_engine
     from coop.settings import get_settings
 
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="    %(message)s")
     settings = get_settings()
     context = BuildContext(engine=get_engine(), settings=settings, keyring=load_keyring(settings))
     started = time.perf_counter()
@@ -304,8 +318,9 @@ def build_only(release_id: str) -> None:
     with context.engine.connect() as connection:
         status, error = connection.execute(sa.text("SELECT status, error FROM release WHERE id = :id"),
                                            {"id": release_id}).one()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, "status": status, "error": error}))
+    peak_mib = peak_rss_mib()
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, "status": status, "error": error}),
+          flush=True)
 
 
 # Orchestration -----------------------------------------------------------------------------------------
