@@ -26,8 +26,6 @@ import polars as pl
 FINEST_RESOLUTION = 10
 COARSEST_RESOLUTION = 7
 _RESOLUTION_FIELD = 0xF << 52
-_HOUR_MS = 3_600_000  # every bucket (hour, day, week) starts on a whole UTC hour
-_KEY_SHIFT = 1 << 32  # member numbers and epoch hours both fit in 32 bits
 BATCH_ROWS = 500_000
 
 COUNT_SCHEMA = {"member_no": pl.Int64, "bucket": pl.Int64, "cell": pl.Int64, "pings": pl.Int64}
@@ -90,13 +88,9 @@ def bound_contributions(counts: pl.DataFrame, *, cells_per_member: int) -> pl.Da
     if cells_per_member < 1:
         raise ValueError("cells_per_member must be at least 1")
     keys = ["member_no", "bucket"]
-    if cells_per_member == 1:
-        # One group-by on a packed (member, hour) key, no sort: the smallest of the busiest cells.
-        key = pl.col("member_no") * _KEY_SHIFT + pl.col("bucket") // _HOUR_MS
-        best = (counts.lazy().group_by(key.alias("key"))
-                .agg(pl.col("cell").filter(pl.col("pings") == pl.col("pings").max()).min()))
-        return best.select((pl.col("key") // _KEY_SHIFT).alias("member_no"),
-                           (pl.col("key") % _KEY_SHIFT * _HOUR_MS).alias("bucket"), "cell").collect()
+    if cells_per_member == 1:  # no sort needed: the smallest of each (member, bucket)'s busiest cells
+        return (counts.lazy().filter(pl.col("pings") == pl.col("pings").max().over(keys))
+                .group_by(keys).agg(pl.col("cell").min()).select(list(CONTRIBUTION_SCHEMA)).collect())
     ranked = counts.lazy().sort([*keys, "pings", "cell"], descending=[False, False, True, False])
     kept = ranked.group_by(keys, maintain_order=True).head(cells_per_member)
     return kept.select(list(CONTRIBUTION_SCHEMA)).collect()
@@ -128,13 +122,14 @@ def generalise(contributions: pl.DataFrame, *, resolution: int, k: int,
         if distinct_members:
             members = members.unique()
         counts = members.group_by(keys).agg(pl.len().cast(pl.Int64).alias("members"))
-        big = counts.filter(pl.col("members") >= k)
-        published.append(big.with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
-        hit = pending.join(big.select(keys), on=keys, how="semi")
+        published.append(counts.filter(pl.col("members") >= k)
+                         .with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
+        judged = pending.join(counts, on=keys, how="left")
+        hit = judged.filter(pl.col("members") >= k).drop("members")
         counted.append(hit.select("member_no", *keys).unique() if distinct_members else hit.select("member_no"))
         if with_assignments:
             assigned.append(hit.with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
-        pending = pending.join(big.select(keys), on=keys, how="anti")
+        pending = judged.filter(pl.col("members") < k).drop("members")
     assignments = pl.DataFrame()
     if with_assignments:
         suppressed = pending.with_columns(pl.lit(None, dtype=pl.Int64).alias("resolution"),
