@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from consent.privacy_zones import open_member_zones
 from consent.state import gives_any_purpose
 from consent.zones import ZoneGeometry, distance_m, in_any_zone
 from coop.accounts.models import Account
@@ -26,7 +27,6 @@ from coop.accounts.service import data_key_for, member_key_for
 from coop.crypto import DataKey, DecryptionError, Keyring
 from coop.errors import Forbidden, InvalidInput
 from coop.ingest import repository
-from coop.ingest._member_zones import load_member_zones
 from coop.ingest.cells import cell_of, zone_cell_ranges, zone_disk
 from coop.ingest.clients import overland_locations, owntracks_locations
 from coop.ingest.codec import open_ping, seal_pings
@@ -93,7 +93,7 @@ def _gate_and_store(session: Session, *, account: Account, clean: list[CleanPing
         result.dropped.paused = len(clean)
         return result
     member_no, data_key = _member_no_and_key(session, account_id=account.id, keyring=keyring)
-    zones = load_member_zones(session, member_id=account.id, data_key=data_key)
+    zones = open_member_zones(session, member_id=account.id, data_key=data_key)
     if zones:
         kept = [ping for ping in clean if not in_any_zone(zones, ping.lat, ping.lng)]
         result.dropped.privacy_zone = len(clean) - len(kept)
