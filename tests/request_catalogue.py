@@ -12,13 +12,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from coop.timeutil import utcnow
 from tests.licensing_factories import request_body
 from tests.route_table import RouteInfo
-from tests.world import MEMBER, MODELLER, PURPOSE, SEED_PING_PLACE, World, ping_batch
+from tests.world import BOARD, MEMBER, MODELLER, PURPOSE, SEED_PING_PLACE, World, ping_batch
 
 MEMBER_OWNED = {"receipt_id", "zone_id", "token_id"}
 MODELLER_OWNED = {"request_id", "licence_id", "release_id"}
@@ -98,7 +98,17 @@ def _overland(_world: World, _caller: str) -> RequestSpec:
                                             "properties": {"timestamp": moment, "horizontal_accuracy": 15}}]})
 
 
+RELEASE_DAY_OF = {BOARD: "2026-11-05", MODELLER: "2026-11-06"}
+"""Each caller that may build asks for its own day, so no two successful requests overlap (409)."""
+
+
+def _release(_world: World, caller: str) -> RequestSpec:
+    start = date.fromisoformat(RELEASE_DAY_OF.get(caller, "2026-11-07"))
+    return _idempotent({"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()})
+
+
 BODIES: dict[str, Callable[[World, str], RequestSpec]] = {
+    "POST /v1/licences/{licence_id}/releases": _release,
     "POST /v1/pings": _pings,
     "POST /v1/ingest/owntracks": _owntracks,
     "POST /v1/ingest/overland": _overland,

@@ -53,6 +53,9 @@ class Owned:
     staff_visible: set[str] = field(default_factory=set)
     """Also seen by the board and the treasurer (a member's pseudonymous id in the ledger; a modeller's
     requests and licences), never by another member, another modeller or the admin."""
+    member_visible: set[str] = field(default_factory=set)
+    """A modeller's organisation, licence and release ids: shown to staff and, by design, to the members
+    whose data a release used (``GET /v1/me/usage``); never to another modeller or the admin."""
 
 
 @dataclass
@@ -78,6 +81,8 @@ class World:
             hidden |= owned.private
             if caller_name not in (BOARD, TREASURER):
                 hidden |= owned.staff_visible
+            if caller_name not in (BOARD, TREASURER, MEMBER, OTHER_MEMBER):
+                hidden |= owned.member_visible
         return hidden
 
 
@@ -146,7 +151,8 @@ def _seed_modeller(client: TestClient, *, modeller: Caller, voters: list[Caller]
                     headers=treasurer.headers), 201)
     _, unpaid_licence_id = _approve(client, voters, modeller, marker("title"), organisation)
     owned.resources["unpaid_licence_id"] = unpaid_licence_id
-    owned.staff_visible |= {organisation, title, submitted["request_id"], licence_id, unpaid_licence_id}
+    owned.staff_visible |= {title, submitted["request_id"], unpaid_licence_id}
+    owned.member_visible |= {organisation, licence_id}
 
 
 def _seed_dividend(world: World) -> None:
@@ -155,10 +161,10 @@ def _seed_dividend(world: World) -> None:
     start = today - timedelta(days=90)
     end = today - timedelta(days=60)
     modeller, member = world.callers[MODELLER], world.callers[MEMBER]
-    licence_id = world.owned[MODELLER].resources["unpaid_licence_id"]
-    pay_licence(world.app, licence_id=licence_id, amount_pence=10_000, received_at=noon(start),
+    resources = world.owned[MODELLER].resources
+    pay_licence(world.app, licence_id=resources["unpaid_licence_id"], amount_pence=10_000, received_at=noon(start),
                 recorded_by=world.callers[TREASURER].account_id)
-    make_release(world.app, licence_id=licence_id, requested_by=modeller.account_id, built_at=noon(start),
+    make_release(world.app, licence_id=resources["licence_id"], requested_by=modeller.account_id, built_at=noon(start),
                  units={member.account_id: 3})
     dividend = _ok(world.client.post("/v1/dividends", json={"period_start": start.isoformat(),
                                                            "period_end": end.isoformat()},
@@ -166,7 +172,29 @@ def _seed_dividend(world: World) -> None:
     world.shared["dividend_id"] = dividend["dividend_id"]
 
 
-SEEDERS: list[Callable[[World], None]] = [_seed_dividend]
+RELEASE_PERIOD = ("2026-11-03", "2026-11-04")
+"""Inside the seeded licences' dataset period (2026-11-02..09, hourly), where the seeded pings are."""
+
+
+def _seed_releases(world: World) -> None:
+    """A ready release under each modeller's paid licence (both members pinged there: one row at k=2)."""
+    from api.releases import release_worker
+
+    for name in (MODELLER, OTHER_MODELLER):
+        licence_id = world.owned[name].resources["licence_id"]
+        queued = _ok(world.client.post(f"/v1/licences/{licence_id}/releases",
+                                       json={"start": RELEASE_PERIOD[0], "end": RELEASE_PERIOD[1]},
+                                       headers=world.callers[name].headers), 202)
+        world.owned[name].resources["release_id"] = queued["release_id"]
+        world.owned[name].member_visible.add(queued["release_id"])
+    release_worker(world.app).wait_for_builds()
+    for name in (MODELLER, OTHER_MODELLER):
+        release_id = world.owned[name].resources["release_id"]
+        manifest = _ok(world.client.get(f"/v1/releases/{release_id}", headers=world.callers[name].headers))
+        assert manifest["status"] == "ready", manifest
+
+
+SEEDERS: list[Callable[[World], None]] = [_seed_dividend, _seed_releases]
 """Extra seeding steps, run in order after the owners' resources exist (domains add theirs here)."""
 
 
