@@ -12,13 +12,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from coop.timeutil import utcnow
 from tests.licensing_factories import request_body
 from tests.route_table import RouteInfo
-from tests.world import BOARD, MEMBER, MODELLER, PURPOSE, SEED_PING_PLACE, World, ping_batch
+from tests.world import BOARD, MEMBER, MODELLER, PURPOSE, SEED_PING_PLACE, World, dataset_day, ping_batch
 
 MEMBER_OWNED = {"receipt_id", "zone_id", "token_id"}
 MODELLER_OWNED = {"request_id", "licence_id", "release_id"}
@@ -98,12 +98,12 @@ def _overland(_world: World, _caller: str) -> RequestSpec:
                                             "properties": {"timestamp": moment, "horizontal_accuracy": 15}}]})
 
 
-RELEASE_DAY_OF = {BOARD: "2026-11-05", MODELLER: "2026-11-06"}
+RELEASE_DAY_OF = {BOARD: 3, MODELLER: 4}
 """Each caller that may build asks for its own day, so no two successful requests overlap (409)."""
 
 
 def _release(_world: World, caller: str) -> RequestSpec:
-    start = date.fromisoformat(RELEASE_DAY_OF.get(caller, "2026-11-07"))
+    start = dataset_day(RELEASE_DAY_OF.get(caller, 5))
     return _idempotent({"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat()})
 
 

@@ -115,6 +115,15 @@ class Server:
         self.kill()
         raise AssertionError(f"coop serve did not become ready in {START_TIMEOUT_S} s: {self.log_tail()}")
 
+    def pause(self) -> None:
+        """SIGSTOP the server (to look at the database while it stands still); ``resume`` continues it."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: no shutdown handler, no flush, no goodbye (a power cut, as far as the app can tell)."""
         if self.process is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -94,7 +94,17 @@ def _ok(response: Any, *statuses: int) -> dict[str, Any]:
 
 SEED_PING_PLACE = (53.4084, -2.9916)
 """Liverpool city centre: both members ping here at the same times, so a release (k=2) has a row."""
-SEED_PING_TIMES = [datetime(2026, 11, 3, 8, minute, tzinfo=UTC) for minute in (5, 20, 35)]
+DATASET_START = utcnow().date() - timedelta(days=12)
+"""The seeded licences' dataset period is [DATASET_START, +7 days), hourly (relative to today, so the
+seeded pings stay inside the retention window whatever the date)."""
+DATASET = {"start": DATASET_START.isoformat(), "end": (DATASET_START + timedelta(days=7)).isoformat()}
+
+
+def dataset_day(offset: int) -> date:
+    return DATASET_START + timedelta(days=offset)
+
+
+SEED_PING_TIMES = [datetime.combine(dataset_day(1), time(8, minute), tzinfo=UTC) for minute in (5, 20, 35)]
 
 
 def ping_batch(prefix: str, times: list[datetime], *, place: tuple[float, float] = SEED_PING_PLACE) -> list[dict[str, Any]]:
@@ -130,7 +140,8 @@ def _seed_member(client: TestClient, member: Caller, owned: Owned, policy_versio
 
 def _approve(client: TestClient, voters: list[Caller], modeller: Caller, title: str,
              organisation: str) -> tuple[str, str]:
-    request = _ok(client.post("/v1/licence-requests", json=request_body(title=title, organisation=organisation),
+    request = _ok(client.post("/v1/licence-requests",
+                              json=request_body(title=title, organisation=organisation, dataset=DATASET),
                               headers=modeller.headers), 201)
     for voter in voters:
         assert vote(client, voter, request["request_id"], "approve").status_code == 201
@@ -141,7 +152,8 @@ def _approve(client: TestClient, voters: list[Caller], modeller: Caller, title: 
 def _seed_modeller(client: TestClient, *, modeller: Caller, voters: list[Caller], treasurer: Caller,
                    owned: Owned) -> None:
     organisation, title = marker("org"), marker("title")
-    submitted = _ok(client.post("/v1/licence-requests", json=request_body(title=title, organisation=organisation),
+    submitted = _ok(client.post("/v1/licence-requests",
+                                json=request_body(title=title, organisation=organisation, dataset=DATASET),
                                 headers=modeller.headers), 201)
     owned.resources["request_id"] = submitted["request_id"]
     _, licence_id = _approve(client, voters, modeller, marker("title"), organisation)
@@ -172,8 +184,8 @@ def _seed_dividend(world: World) -> None:
     world.shared["dividend_id"] = dividend["dividend_id"]
 
 
-RELEASE_PERIOD = ("2026-11-03", "2026-11-04")
-"""Inside the seeded licences' dataset period (2026-11-02..09, hourly), where the seeded pings are."""
+RELEASE_PERIOD = (dataset_day(1).isoformat(), dataset_day(2).isoformat())
+"""Inside the seeded licences' dataset period, the day of the seeded pings."""
 
 
 def _seed_releases(world: World) -> None:
