@@ -3,7 +3,7 @@
 file's size and SHA-256 against the signed manifest.
 
 Usage: verify_release.py BASE_URL RELEASE_ID TOKEN [DIRECTORY]
-Needs PyJWT with cryptography (``pip install "pyjwt[crypto]"``). Exit status 0 only when everything
+Needs PyJWT with cryptography and httpx (``pip install "pyjwt[crypto]" httpx``). Exit status 0 only when everything
 verifies. This is what a modeller runs; nothing in it trusts the server beyond its published JWKS.
 """
 
@@ -12,17 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import urllib.request
 from pathlib import Path
 
+import httpx
 import jwt
 
 
 def fetch(url: str, token: str | None = None) -> bytes:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request) as response:  # noqa: S310 - the co-op's own URL, given by the user
-        data: bytes = response.read()
-        return data
+    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=60)
+    response.raise_for_status()
+    return response.content
 
 
 def main(base: str, release_id: str, token: str, directory: Path) -> int:
