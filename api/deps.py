@@ -11,7 +11,7 @@ import binascii
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -87,3 +87,29 @@ ModellerCaller = Annotated[Principal, Depends(require_roles(Role.MODELLER))]
 BoardCaller = Annotated[Principal, Depends(require_roles(Role.BOARD))]
 TreasurerCaller = Annotated[Principal, Depends(require_roles(Role.TREASURER))]
 AdminCaller = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+
+def _member(session: Session, token: str | None) -> Principal:
+    principal = authenticate(session, token)
+    if not principal.has(Role.MEMBER):
+        raise Forbidden("this operation needs the role member")
+    return principal
+
+
+def require_member_bearer_or_basic(request: Request, session: SessionDep,
+                                   credentials: CredentialsDep) -> Principal:
+    """A member by Bearer token, or by HTTP Basic with the token as password (OwnTracks)."""
+    token = credentials.credentials if credentials else token_from_basic_auth(request)
+    return _member(session, token)
+
+
+def require_member_bearer_or_query(session: SessionDep, credentials: CredentialsDep,
+                                   access_token: Annotated[str | None, Query(
+                                       description="The member token, for clients that cannot set "
+                                                   "headers (Overland)")] = None) -> Principal:
+    """A member by Bearer token or by ``?access_token=`` (Overland)."""
+    return _member(session, credentials.credentials if credentials else access_token)
+
+
+MemberBearerOrBasic = Annotated[Principal, Depends(require_member_bearer_or_basic)]
+MemberBearerOrQuery = Annotated[Principal, Depends(require_member_bearer_or_query)]

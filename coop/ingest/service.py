@@ -1,0 +1,139 @@
+"""Consent-gated ingest of a batch of pings, and deletion of stored pings.
+
+Invariants:
+- Every ping of a batch lands in exactly one of: ``rejected`` (invalid), ``dropped`` (valid but the
+  member gives no purpose, is paused, or the ping is in a privacy zone — checked in that order),
+  ``duplicates`` (its ``(member, id)`` is already stored or repeats an earlier ping of the batch) or
+  ``accepted`` (inserted now).
+- Nothing is stored for a dropped ping; stored pings keep only the resolution-10 cell and the time in
+  the clear, everything else sealed under the member's data key (``coop.ingest.codec``).
+- Services only flush: the request's transaction commits all accepted pings of a batch, or none.
+- The member's data key is unwrapped once per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from consent.state import gives_any_purpose
+from consent.zones import ZoneGeometry, distance_m, in_any_zone
+from coop.accounts.models import Account
+from coop.accounts.service import data_key_for, member_key_for
+from coop.crypto import DataKey, DecryptionError, Keyring
+from coop.errors import Forbidden, InvalidInput
+from coop.ingest import repository
+from coop.ingest._member_zones import load_member_zones
+from coop.ingest.cells import cell_of, zone_cell_ranges, zone_disk
+from coop.ingest.codec import open_ping, seal_ping
+from coop.ingest.schemas import DroppedCounts, IngestResult, RejectedPing
+from coop.ingest.validation import CleanPing, Window, validate_pings
+from coop.settings import Settings
+from coop.timeutil import utcnow
+
+
+def pings_of_native_body(body: Any, *, max_batch: int) -> list[Any]:
+    """The ``pings`` list of a ``{"pings": [...]}`` body, or 422 when the body is not that shape."""
+    if type(body) is not dict:
+        raise InvalidInput('the body must be a JSON object {"pings": [...]}')
+    extra = sorted(str(key)[:40] for key in body if key != "pings")
+    if extra:
+        raise InvalidInput("unknown top-level fields: " + ", ".join(extra[:5]),
+                           errors=[{"loc": ["body", key], "msg": "unknown field", "type": "extra_forbidden"}
+                                   for key in extra[:20]])
+    pings = body.get("pings")
+    if type(pings) is not list:
+        raise InvalidInput('"pings" must be a list of ping objects',
+                           errors=[{"loc": ["body", "pings"], "msg": "must be a list", "type": "list_type"}])
+    return require_batch_size(pings, max_batch=max_batch, field="pings", minimum=1)
+
+
+def require_batch_size(items: list[Any], *, max_batch: int, field: str, minimum: int) -> list[Any]:
+    if not minimum <= len(items) <= max_batch:
+        raise InvalidInput(f'"{field}" must hold {minimum}..{max_batch} items, not {len(items)}',
+                           errors=[{"loc": ["body", field], "msg": f"{minimum}..{max_batch} items",
+                                    "type": "too_long" if len(items) > max_batch else "too_short"}])
+    return items
+
+
+def ingest_pings(session: Session, *, account: Account, items: Sequence[Any], keyring: Keyring,
+                 settings: Settings, now: datetime | None = None) -> IngestResult:
+    """Validate, gate and store one batch of native-shaped pings for ``account`` (a member)."""
+    window = Window.at(now or utcnow(), retention_days=settings.retention_days,
+                       max_accuracy_m=settings.max_accuracy_m)
+    clean, rejections = validate_pings(items, window)
+    result = IngestResult(
+        accepted=0, duplicates=0, dropped=DroppedCounts(),
+        rejected=[RejectedPing(index=r.index, id=r.client_id, reason=r.reason) for r in rejections],
+    )
+    if not clean:
+        return result
+    if not gives_any_purpose(session, member_id=account.id):
+        result.dropped.no_consent = len(clean)
+        return result
+    if account.collection_paused:
+        result.dropped.paused = len(clean)
+        return result
+    member_no, data_key = _member_no_and_key(session, account_id=account.id, keyring=keyring)
+    zones = load_member_zones(session, member_id=account.id, data_key=data_key)
+    if zones:
+        kept = [ping for ping in clean if not in_any_zone(zones, ping.lat, ping.lng)]
+        result.dropped.privacy_zone = len(clean) - len(kept)
+        clean = kept
+    rows = _sealed_rows(_first_of_each_id(clean), member_no=member_no, data_key=data_key)
+    inserted = repository.insert_pings(session, rows)
+    result.accepted = inserted
+    result.duplicates = len(clean) - inserted
+    return result
+
+
+def _member_no_and_key(session: Session, *, account_id: str, keyring: Keyring) -> tuple[int, DataKey]:
+    member_key = member_key_for(session, account_id)
+    data_key = data_key_for(member_key, keyring)
+    if data_key is None or member_key.no is None:
+        raise Forbidden("this member's data key has been destroyed; nothing can be stored")
+    return member_key.no, data_key
+
+
+def _first_of_each_id(pings: list[CleanPing]) -> list[CleanPing]:
+    seen: set[str] = set()
+    unique: list[CleanPing] = []
+    for ping in pings:
+        if ping.client_id not in seen:
+            seen.add(ping.client_id)
+            unique.append(ping)
+    return unique
+
+
+def _sealed_rows(pings: list[CleanPing], *, member_no: int, data_key: DataKey) -> list[repository.PingRow]:
+    return [(member_no, ping.client_id, ping.ts_ms, cell_of(ping.lat, ping.lng),
+             seal_ping(data_key, ping, member_no=member_no)) for ping in pings]
+
+
+def delete_pings_in_zone(session: Session, *, member_no: int, zone: ZoneGeometry, data_key: DataKey) -> int:
+    """Delete the member's stored pings within the zone's radius; the number deleted.
+
+    Candidates come from the resolution-10 cells around the centre (an over-cover); each is decrypted
+    and kept unless its exact position is within ``zone.radius_m``. A blob that does not decrypt is left.
+    """
+    cells = zone_disk(zone)
+    candidates = repository.pings_in_cell_ranges(session, member_no=member_no, ranges=zone_cell_ranges(cells))
+    doomed: list[int] = []
+    for ping_id, client_id, cell, blob in candidates:
+        if cell not in cells:
+            continue
+        try:
+            payload = open_ping(data_key, blob, member_no=member_no, client_id=client_id)
+        except (DecryptionError, ValueError):
+            continue
+        if distance_m(zone.lat, zone.lng, payload.lat, payload.lng) <= zone.radius_m:
+            doomed.append(ping_id)
+    return repository.delete_pings_by_id(session, doomed)
+
+
+def delete_member_pings(session: Session, *, member_no: int) -> int:
+    """Delete all of a member's stored pings (erasure); the number deleted."""
+    return repository.delete_member_pings(session, member_no=member_no)
