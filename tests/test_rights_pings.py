@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -44,8 +44,6 @@ def varied_pings(prefix: str = "p", *, lat0: float = 53.4083812345678, lng0: flo
 
 def in_time_order(pings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def key(ping: dict[str, Any]) -> float:
-        from datetime import datetime
-
         ts = ping["ts"]
         return datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else float(ts)
 
@@ -112,8 +110,12 @@ def test_start_is_inclusive_and_end_exclusive_in_every_format(app: FastAPI, clie
     response = client.get("/v1/me/pings", params={"start": start, "end": end, "format": fmt, "limit": 1000},
                           headers=member.headers)
     assert response.status_code == 200, response.text
-    returned = {"json": lambda: response.json()["items"], "geojson": lambda: geojson_as_pings(response.text),
-                "csv": lambda: parse_csv(response.text)}[fmt]()
+    if fmt == "json":
+        returned = response.json()["items"]
+    elif fmt == "geojson":
+        returned = geojson_as_pings(response.text)
+    else:
+        returned = parse_csv(response.text)
     assert [p["id"] for p in returned] == [f"m{n:02d}" for n in range(5, 12)]
 
 
