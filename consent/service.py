@@ -12,7 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -66,13 +66,17 @@ def _present(purpose: Purpose, event: ConsentEvent | None) -> ConsentPublic:
 
 def record_event(session: Session, *, member_id: str, purpose: Purpose, state: str, policy_version: str,
                  method: str, keyring: Keyring, controller_name: str,
-                 previous: ConsentEvent | None) -> ConsentEvent:
-    """Append one event (and its signed receipt) after ``previous``, the purpose's latest event."""
+                 previous: ConsentEvent | None, at: datetime | None = None) -> ConsentEvent:
+    """Append one event (and its signed receipt) after ``previous``, the purpose's latest event.
+
+    ``at`` defaults to now; a caller-supplied time (the demo's simulated clock) is still kept after
+    ``previous``, so each purpose's history stays strictly ordered.
+    """
     if state not in (GIVEN, WITHDRAWN):
         raise ValueError(f"a consent event is given or withdrawn, not {state!r}")
     if not 0 < len(method) <= MAX_METHOD_LENGTH:
         raise ValueError(f"method must be 1..{MAX_METHOD_LENGTH} characters")
-    at = utcnow()
+    at = at or utcnow()
     if previous is not None and at <= previous.at:
         at = previous.at + timedelta(microseconds=1)  # keep each purpose's history strictly ordered
     event_id, receipt_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -90,7 +94,7 @@ def record_event(session: Session, *, member_id: str, purpose: Purpose, state: s
 
 
 def set_consent(session: Session, *, member_id: str, purpose_code: str, given: bool, policy_version: str,
-                keyring: Keyring, controller_name: str) -> ConsentChanged:
+                keyring: Keyring, controller_name: str, at: datetime | None = None) -> ConsentChanged:
     """Give or withdraw one purpose; 404 unknown purpose, 409 stale policy version."""
     purpose = _purpose(session, purpose_code)
     if policy_version != purpose.policy_version:
@@ -106,7 +110,7 @@ def set_consent(session: Session, *, member_id: str, purpose_code: str, given: b
         latest = record_event(session, member_id=member_id, purpose=purpose,
                               state=GIVEN if given else WITHDRAWN, policy_version=policy_version,
                               method=API_METHOD, keyring=keyring, controller_name=controller_name,
-                              previous=latest)
+                              previous=latest, at=at)
     current = _present(purpose, latest)
     receipt = SignedReceipt(receipt=latest.receipt, jws=latest.jws) if latest else None
     return ConsentChanged(**current.model_dump(), receipt=receipt)
