@@ -44,11 +44,15 @@ def _locked_member_key(session: Session, member_id: str) -> MemberKey | None:
     return session.exec(select(MemberKey).where(MemberKey.account_id == member_id).with_for_update()).first()
 
 
-def _secure_delete(session: Session, *, on: bool) -> None:
-    """SQLite only: while on, deleted content is overwritten with zeros (no shredded key in free space)."""
+def _set_secure_delete(session: Session, value: int | None) -> int | None:
+    """SQLite only: set ``PRAGMA secure_delete`` (deleted content overwritten with zeros, so no shredded
+    key is left in free space) and return the connection's previous value; None elsewhere."""
     connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql(f"PRAGMA secure_delete = {'ON' if on else 'OFF'}")
+    if connection.dialect.name != "sqlite" or value is None:
+        return None
+    previous = connection.exec_driver_sql("PRAGMA secure_delete").scalar()
+    connection.exec_driver_sql(f"PRAGMA secure_delete = {int(value)}")
+    return None if previous is None else int(previous)
 
 
 def erase_member(session: Session, *, member_id: str, keyring: Keyring,
@@ -56,12 +60,11 @@ def erase_member(session: Session, *, member_id: str, keyring: Keyring,
     """Erase the member (see the module docstring); safe to call again."""
     account = _locked_account(session, member_id)
     member_key = _locked_member_key(session, member_id)
-    _secure_delete(session, on=True)
-    try:
-        return _erase(session, account=account, member_key=member_key, keyring=keyring,
-                      controller_name=controller_name)
-    finally:
-        _secure_delete(session, on=False)
+    previous = _set_secure_delete(session, 1)
+    result = _erase(session, account=account, member_key=member_key, keyring=keyring,
+                    controller_name=controller_name)
+    _set_secure_delete(session, previous)  # after a failure the connection keeps zeroing: harmless
+    return result
 
 
 def _erase(session: Session, *, account: Account, member_key: MemberKey | None, keyring: Keyring,

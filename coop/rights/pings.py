@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -34,7 +34,7 @@ from coop.rights.timerange import TimeRange
 
 STREAM_BATCH = 2000
 INT64_MAX = 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # UTC by convention: written out with "Z"
 _PING = Ping.__table__  # type: ignore[attr-defined]
 
 
@@ -63,9 +63,8 @@ def member_pings(session: Session, *, member_id: str, keyring: Keyring) -> Membe
 
 def format_ts(ts_ms: int) -> str:
     """RFC 3339 UTC with ``Z``; milliseconds appear only when the time has them."""
-    moment = _EPOCH + timedelta(milliseconds=ts_ms)
-    spec = "milliseconds" if ts_ms % 1000 else "seconds"
-    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    moment = _EPOCH_NAIVE + timedelta(milliseconds=ts_ms)
+    return moment.isoformat(timespec="milliseconds" if ts_ms % 1000 else "seconds") + "Z"
 
 
 def ping_dict(record: PingRecord) -> dict[str, Any]:
