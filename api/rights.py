@@ -7,11 +7,15 @@ read-only snapshot session; the request's session is done (committed and closed)
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Generator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.engine import Engine
+from starlette.types import Receive, Scope, Send
 
 from api.deps import KeyringDep, MemberCaller, SessionDep, SettingsDep, get_engine_dep
 from api.routing import domain_router
@@ -40,10 +44,43 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _download(chunks: Any, *, media_type: str, filename: str) -> StreamingResponse:
-    return StreamingResponse(formats.encoded(chunks), media_type=media_type,
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                                      "Cache-Control": "no-store"})
+log = logging.getLogger("coop.api")
+
+
+class ClosingDownload(StreamingResponse):
+    """A streamed attachment whose generators are closed when the response ends, however it ends.
+
+    Starlette abandons a sync body iterator when the client goes away; closing it here at once ends
+    the body's read-only snapshot (and, on PostgreSQL, its server-side cursor) instead of leaving the
+    connection idle in transaction until the garbage collector finds it.
+    """
+
+    def __init__(self, body: Generator[bytes, None, None], *, sources: tuple[Generator[Any, None, None], ...],
+                 media_type: str, filename: str) -> None:
+        super().__init__(body, media_type=media_type,
+                         headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                  "Cache-Control": "no-store"})
+        self._generators = (body, *sources)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._close_generators)
+
+    def _close_generators(self) -> None:
+        for generator in self._generators:  # outermost first, so each one unwinds its own ``with`` blocks
+            try:
+                generator.close()
+            except ValueError:  # still running in a worker thread: it is closed when that step returns
+                log.warning("a download body was still running when its response ended")
+
+
+def _download(chunks: Generator[str, None, None], *, source: Generator[Any, None, None], media_type: str,
+              filename: str) -> ClosingDownload:
+    return ClosingDownload(formats.encoded(chunks), sources=(chunks, source), media_type=media_type,
+                           filename=filename)
 
 
 @router.get("/v1/me/pings", response_model=None, responses=PINGS_RESPONSES)
@@ -61,9 +98,10 @@ def read_my_pings(caller: MemberCaller, session: SessionDep, keyring: KeyringDep
         return JSONResponse(page.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
     batches = pings.stream_ping_batches(engine, source=source, time_range=time_range)
     if format is PingFormat.GEOJSON:
-        return _download(formats.geojson_chunks(batches), media_type="application/geo+json",
+        return _download(formats.geojson_chunks(batches), source=batches, media_type="application/geo+json",
                          filename="pings.geojson")
-    return _download(formats.csv_chunks(batches), media_type="text/csv; charset=utf-8", filename="pings.csv")
+    return _download(formats.csv_chunks(batches), source=batches, media_type="text/csv; charset=utf-8",
+                     filename="pings.csv")
 
 
 @router.get("/v1/me/export", response_model=None, responses=EXPORT_RESPONSES)
@@ -73,7 +111,7 @@ def export_my_data(caller: MemberCaller, session: SessionDep, keyring: KeyringDe
     generated_at = utcnow()
     chunks = export.export_chunks(engine, member_id=caller.id, source=source, keyring=keyring,
                                   generated_at=generated_at)
-    return _download(chunks, media_type="application/json",
+    return _download(chunks, source=chunks, media_type="application/json",
                      filename=f"coop-export-{generated_at:%Y-%m-%d}.json")
 
 

@@ -12,7 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import datetime
 from typing import Any
 
@@ -145,7 +145,7 @@ def export_head(session: Session, *, member_id: str, member_no: int, keyring: Ke
 
 
 def export_chunks(engine: Engine, *, member_id: str, source: MemberPings, keyring: Keyring,
-                  generated_at: datetime | None = None) -> Iterator[str]:
+                  generated_at: datetime | None = None) -> Generator[str, None, None]:
     """The export document in text chunks, read from one snapshot opened here."""
     with read_snapshot(engine) as session:
         head = export_head(session, member_id=member_id, member_no=source.member_no, keyring=keyring,

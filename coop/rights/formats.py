@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 from coop.rights.pings import PingRecord, format_ts, ping_dict
 from coop.rights.schemas import PING_FIELDS
@@ -18,7 +18,7 @@ from coop.rights.schemas import PING_FIELDS
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
-def json_array_chunks(batches: Iterable[list[PingRecord]]) -> Iterator[str]:
+def json_array_chunks(batches: Iterable[list[PingRecord]]) -> Generator[str, None, None]:
     """``[ping, ping, ...]`` in the ingest Ping shape."""
     yield "["
     first = True
@@ -38,7 +38,7 @@ def _feature(record: PingRecord) -> dict[str, object]:
             "properties": properties}
 
 
-def geojson_chunks(batches: Iterable[list[PingRecord]]) -> Iterator[str]:
+def geojson_chunks(batches: Iterable[list[PingRecord]]) -> Generator[str, None, None]:
     """A FeatureCollection: one Point Feature per ping; the other fields are its properties."""
     yield '{"type":"FeatureCollection","features":['
     first = True
@@ -51,7 +51,7 @@ def geojson_chunks(batches: Iterable[list[PingRecord]]) -> Iterator[str]:
     yield "]}"
 
 
-def csv_chunks(batches: Iterable[list[PingRecord]]) -> Iterator[str]:
+def csv_chunks(batches: Iterable[list[PingRecord]]) -> Generator[str, None, None]:
     """CSV (RFC 4180, ``\\r\\n``): the header ``id,ts,lat,lng,...`` then one row per ping, empty = null."""
     yield ",".join(PING_FIELDS) + "\r\n"
     for batch in batches:
@@ -66,7 +66,7 @@ def csv_chunks(batches: Iterable[list[PingRecord]]) -> Iterator[str]:
         yield buffer.getvalue()
 
 
-def encoded(chunks: Iterable[str]) -> Iterator[bytes]:
+def encoded(chunks: Iterable[str]) -> Generator[bytes, None, None]:
     for chunk in chunks:
         if chunk:
             yield chunk.encode("utf-8")

@@ -13,7 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -114,7 +114,7 @@ def page_pings(session: Session, *, source: MemberPings, time_range: TimeRange, 
 
 
 def ping_batches(session: Session, *, source: MemberPings, time_range: TimeRange,
-                 batch_size: int = STREAM_BATCH) -> Iterator[list[PingRecord]]:
+                 batch_size: int = STREAM_BATCH) -> Generator[list[PingRecord], None, None]:
     """Every ping of the member in the range, decrypted, in batches (constant memory)."""
     result = session.execute(_query(source, time_range), execution_options={"yield_per": batch_size})
     try:
@@ -125,7 +125,7 @@ def ping_batches(session: Session, *, source: MemberPings, time_range: TimeRange
 
 
 def stream_ping_batches(engine: Engine, *, source: MemberPings, time_range: TimeRange,
-                        batch_size: int = STREAM_BATCH) -> Iterator[list[PingRecord]]:
+                        batch_size: int = STREAM_BATCH) -> Generator[list[PingRecord], None, None]:
     """:func:`ping_batches` in a session of its own over one read-only snapshot (for response bodies)."""
     with read_snapshot(engine) as session:
         yield from ping_batches(session, source=source, time_range=time_range, batch_size=batch_size)
