@@ -8,7 +8,8 @@
 For each backend: a fresh database (a temporary SQLite file; a PostgreSQL database created here and
 dropped at the end), one member, N pings sealed with the ingest codec and bulk-inserted, then
 ``coop serve`` in a subprocess; the client downloads ``GET /v1/me/pings?format=csv``, ``?format=geojson``
-and ``GET /v1/me/export`` while a thread samples the server's RSS (psutil, every 10 ms). Prints figures;
+and ``GET /v1/me/export`` while a thread samples the server's RSS (psutil, every 10 ms), walks 100 JSON
+pages of 1000, and finally erases the member (``DELETE /v1/me``). Prints figures;
 asserts only that every ping arrived (design.md: the export of 1M pings streams in constant memory;
 target: server peak RSS well under 200 MiB).
 """
@@ -48,6 +49,7 @@ from coop.settings import Settings
 MIB = 1024 * 1024
 INSERT_BATCH = 20_000
 SAMPLE_EVERY_S = 0.01
+JSON_PAGES = 100
 COOP = Path(sys.executable).with_name("coop")
 
 
@@ -200,7 +202,44 @@ def run_backend(settings: Settings, *, pings: int) -> list[Download]:
                   f"peak {result.peak_rss / MIB:.0f} MiB (+{(result.peak_rss - result.baseline_rss) / MIB:.0f} MiB)")
             if result.rows != pings:
                 raise SystemExit(f"{name}: expected {pings} pings, got {result.rows}")
+        walk_pages(base, process, token=token, pages=JSON_PAGES)
+        erase(base, process, token=token, pings=pings)
     return results
+
+
+def walk_pages(base: str, process: psutil.Process, *, token: str, pages: int) -> None:
+    """Follow ``next_cursor`` through ``pages`` JSON pages of 1000 pings."""
+    headers = {"Authorization": f"Bearer {token}"}
+    baseline = peak = _rss(process)
+    cursor: str | None = None
+    started = time.perf_counter()
+    rows = 0
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        for _ in range(pages):
+            params: dict[str, str | int] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            body = client.get("/v1/me/pings", params=params).raise_for_status().json()
+            rows += len(body["items"])
+            peak = max(peak, _rss(process))
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+    elapsed = time.perf_counter() - started
+    print(f"  json     {rows:>9,} pings in pages of 1000: {1000 * elapsed / max(1, rows // 1000):.0f} ms per page; "
+          f"server RSS: before {baseline / MIB:.0f} MiB, peak {peak / MIB:.0f} MiB")
+
+
+def erase(base: str, process: psutil.Process, *, token: str, pings: int) -> None:
+    """``DELETE /v1/me`` on the member with all those pings."""
+    baseline = _rss(process)
+    started = time.perf_counter()
+    response = httpx.delete(f"{base}/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=600)
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    deleted = response.json()["pings_deleted"]
+    print(f"  erasure  {deleted:>9,} pings deleted, key shredded in {elapsed:.1f} s; server RSS: before "
+          f"{baseline / MIB:.0f} MiB, after {_rss(process) / MIB:.0f} MiB")
+    if deleted != pings:
+        raise SystemExit(f"erasure: expected {pings} pings deleted, got {deleted}")
 
 
 @contextmanager
