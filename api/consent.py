@@ -20,6 +20,7 @@ from consent.schemas import (
     ConsentPublic,
     ConsentUpdate,
     PrivacyZoneCreate,
+    PrivacyZoneCreated,
     PrivacyZonePublic,
     SignedReceipt,
 )
@@ -67,7 +68,7 @@ def set_collection(body: CollectionUpdate, caller: MemberCaller, session: Sessio
 @router.post("/v1/me/privacy-zones", status_code=201,
              responses={409: problem_doc("The member already holds the maximum number of zones")})
 def create_privacy_zone(body: PrivacyZoneCreate, caller: MemberCaller, session: SessionDep,
-                        keyring: KeyringDep) -> PrivacyZonePublic:
+                        keyring: KeyringDep) -> PrivacyZoneCreated:
     """A circle (radius 50..5000 m) where pings are never stored; stored encrypted, shown only to you."""
     zone = ZoneGeometry(lat=body.lat, lng=body.lng, radius_m=body.radius_m, label=body.label)
     return privacy_zones.create_zone(session, member_id=caller.id, keyring=keyring, zone=zone)

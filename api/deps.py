@@ -25,23 +25,26 @@ from coop.settings import Settings
 bearer_scheme = HTTPBearer(auto_error=False, description="An opaque token from sign-up or /v1/me/tokens")
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_keyring_dep(request: Request) -> Keyring:
+async def get_keyring_dep(request: Request) -> Keyring:
     keyring: Keyring = request.app.state.keyring
     return keyring
 
 
-def get_engine_dep(request: Request) -> Engine:
+async def get_engine_dep(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_session(request: Request) -> Session:
-    """The request's session (one per request, committed by ``CommittingRoute``)."""
+async def get_session(request: Request) -> Session:
+    """The request's session (one per request, committed by ``CommittingRoute``).
+
+    This and the other trivial dependencies are ``async`` so FastAPI calls them inline instead of
+    sending each to the thread pool (they do no I/O)."""
     session = getattr(request.state, "db_session", None)
     if not isinstance(session, Session):
         session = Session(request.app.state.engine, expire_on_commit=False)

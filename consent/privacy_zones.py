@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from consent.identifiers import looks_like_uuid
 from consent.models import PrivacyZone
-from consent.schemas import PrivacyZonePublic
+from consent.schemas import PrivacyZoneCreated, PrivacyZonePublic
 from consent.zones import ZoneGeometry, open_zone, seal_zone
 from coop.accounts.models import MemberKey
 from coop.accounts.service import data_key_for, member_key_for
@@ -41,9 +42,16 @@ def _present(row: PrivacyZone, zone: ZoneGeometry) -> PrivacyZonePublic:
                              label=zone.label, created_at=row.created_at)
 
 
-def create_zone(session: Session, *, member_id: str, keyring: Keyring, zone: ZoneGeometry) -> PrivacyZonePublic:
-    """Store a new zone sealed under the member's data key; 409 beyond ``MAX_ZONES_PER_MEMBER``."""
-    _member_key, data_key = _member_keys(session, member_id=member_id, keyring=keyring)
+def create_zone(session: Session, *, member_id: str, keyring: Keyring, zone: ZoneGeometry) -> PrivacyZoneCreated:
+    """Store a new zone sealed under the member's data key and delete the member's stored pings inside it.
+
+    409 beyond ``MAX_ZONES_PER_MEMBER``.
+    """
+    # Imported here: ingest depends on consent (the gate), so consent reaches ingest only at call time.
+    from coop.ingest.service import delete_pings_in_zone
+
+    member_key, data_key = _member_keys(session, member_id=member_id, keyring=keyring)
+    assert member_key.no is not None
     count = session.exec(select(func.count()).select_from(PrivacyZone)
                          .where(PrivacyZone.member_id == member_id)).one()
     if count >= MAX_ZONES_PER_MEMBER:
@@ -52,10 +60,11 @@ def create_zone(session: Session, *, member_id: str, keyring: Keyring, zone: Zon
     row = PrivacyZone(id=zone_id, member_id=member_id, blob=seal_zone(data_key, zone, zone_id=zone_id),
                       created_at=utcnow())
     session.add(row)
+    deleted = delete_pings_in_zone(session, member_no=member_key.no, zone=zone, data_key=data_key)
     record_audit(session, actor_id=member_id, action="privacy_zone.created", subject_type="privacy_zone",
-                 subject_id=zone_id)
+                 subject_id=zone_id, detail={"pings_deleted": deleted})
     session.flush()
-    return _present(row, zone)
+    return PrivacyZoneCreated(**_present(row, zone).model_dump(), pings_deleted=deleted)
 
 
 def list_zones(session: Session, *, member_id: str, keyring: Keyring, limit: int,
@@ -91,14 +100,22 @@ def delete_member_zones(session: Session, *, member_id: str) -> int:
     return len(rows)
 
 
+_ZONES = PrivacyZone.__table__  # type: ignore[attr-defined]
+# Built once: ingest runs this for every batch.
+_ZONES_OF_MEMBER = (sa.select(_ZONES.c.id, _ZONES.c.blob)
+                    .where(_ZONES.c.member_id == sa.bindparam("member_id"))
+                    .order_by(_ZONES.c.created_at, _ZONES.c.id))
+
+
+def open_member_zones(session: Session, *, member_id: str, data_key: DataKey) -> list[ZoneGeometry]:
+    """Every zone of the member, opened with their (already unwrapped) data key: the ingest filter."""
+    rows = session.connection().execute(_ZONES_OF_MEMBER, {"member_id": member_id}).all()
+    return [open_zone(data_key, bytes(blob), zone_id=zone_id) for zone_id, blob in rows]
+
+
 def member_zones(session: Session, *, member_id: str, keyring: Keyring) -> list[ZoneGeometry]:
-    """Every zone of the member, decrypted (the ingest filter); none once the data key is destroyed."""
-    rows = session.exec(select(PrivacyZone.id, PrivacyZone.blob)
-                        .where(PrivacyZone.member_id == member_id)
-                        .order_by(col(PrivacyZone.created_at), col(PrivacyZone.id))).all()
-    if not rows:
-        return []
+    """Every zone of the member, decrypted; none once the data key is destroyed."""
     data_key = data_key_for(member_key_for(session, member_id), keyring)
     if data_key is None:
         return []
-    return [open_zone(data_key, blob, zone_id=zone_id) for zone_id, blob in rows]
+    return open_member_zones(session, member_id=member_id, data_key=data_key)

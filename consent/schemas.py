@@ -104,3 +104,8 @@ class PrivacyZonePublic(BaseModel):
     radius_m: float
     label: str | None
     created_at: datetime
+
+
+class PrivacyZoneCreated(PrivacyZonePublic):
+    pings_deleted: int
+    """The member's stored pings inside the new zone, deleted when it was created."""

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,6 +77,16 @@ class DataKey:
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def encrypt_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """``encrypt`` for many ``(plaintext, aad)`` pairs, each with its own random nonce (drawn at once)."""
+        nonces = os.urandom(NONCE_BYTES * len(items))
+        encrypt = self._aead.encrypt
+        sealed = []
+        for position, (plaintext, aad) in enumerate(items):
+            nonce = nonces[position * NONCE_BYTES:(position + 1) * NONCE_BYTES]
+            sealed.append(nonce + encrypt(nonce, plaintext, aad))
+        return sealed
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
         try:

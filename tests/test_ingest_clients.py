@@ -175,3 +175,15 @@ def test_owntracks_basic_and_overland_query_tokens_are_checked(client: TestClien
                        json=batch).status_code == 403
     assert client.post("/v1/ingest/overland", params={"access_token": member.token},
                        json=batch).status_code == 200
+
+
+def test_openapi_documents_the_three_ingest_bodies(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    native = paths["/v1/pings"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(native["properties"]["pings"]["items"]["properties"]) >= {"id", "ts", "lat", "lng", "battery"}
+    overland = paths["/v1/ingest/overland"]["post"]
+    assert "locations" in overland["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert any(p["name"] == "access_token" for p in overland["parameters"])
+    owntracks = paths["/v1/ingest/owntracks"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "_type" in owntracks["properties"]
+    assert "$ref" not in str(native)  # nested models are inlined, so every reference resolves

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from coop.accounts.models import Account, ApiToken, MemberKey, Role
@@ -135,15 +136,21 @@ def revoke_all_tokens(session: Session, *, account_id: str) -> int:
     return len(rows)
 
 
+# Built once: every authenticated request runs it.
+_TOKEN_WITH_ACCOUNT = (select(ApiToken, Account)
+                       .join(Account, col(Account.id) == col(ApiToken.account_id))
+                       .where(col(ApiToken.token_hash) == sa.bindparam("token_hash")))
+
+
 def authenticate(session: Session, token: str | None) -> Principal:
     """The principal for a presented token, or ``Unauthenticated``."""
     if not token or len(token) > 200:
         raise Unauthenticated("missing or malformed bearer token")
     digest = hash_token(token)
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == digest)).first()
-    if row is None or not same_hash(row.token_hash, digest) or row.revoked_at is not None:
+    found = session.exec(_TOKEN_WITH_ACCOUNT, params={"token_hash": digest}).first()
+    if found is None:
         raise Unauthenticated("invalid or revoked token")
-    account = session.get(Account, row.account_id)
-    if account is None or account.erased_at is not None:
+    row, account = found
+    if not same_hash(row.token_hash, digest) or row.revoked_at is not None or account.erased_at is not None:
         raise Unauthenticated("invalid or revoked token")
     return Principal(account=account, token_id=row.id)

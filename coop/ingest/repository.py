@@ -24,7 +24,7 @@ PingRow = tuple[int, str, int, int, bytes]
 _SQLITE_INSERT = "INSERT OR IGNORE INTO ping (member_no, client_id, ts_ms, cell, blob) VALUES (?, ?, ?, ?, ?)"
 _POSTGRES_INSERT = (
     "INSERT INTO ping (member_no, client_id, ts_ms, cell, blob) "
-    "SELECT * FROM unnest(%b::int8[], %b::text[], %b::int8[], %b::int8[], %b::bytea[]) "
+    "SELECT * FROM unnest(%b::int4[], %b::text[], %b::int8[], %b::int8[], %b::bytea[]) "
     "ON CONFLICT (member_no, client_id) DO NOTHING"
 )
 

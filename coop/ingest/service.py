@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from consent.privacy_zones import open_member_zones
 from consent.state import gives_any_purpose
 from consent.zones import ZoneGeometry, distance_m, in_any_zone
 from coop.accounts.models import Account
@@ -26,45 +27,59 @@ from coop.accounts.service import data_key_for, member_key_for
 from coop.crypto import DataKey, DecryptionError, Keyring
 from coop.errors import Forbidden, InvalidInput
 from coop.ingest import repository
-from coop.ingest._member_zones import load_member_zones
 from coop.ingest.cells import cell_of, zone_cell_ranges, zone_disk
-from coop.ingest.codec import open_ping, seal_ping
-from coop.ingest.schemas import DroppedCounts, IngestResult, RejectedPing
-from coop.ingest.validation import CleanPing, Window, validate_pings
+from coop.ingest.clients import overland_locations, owntracks_locations
+from coop.ingest.codec import open_ping, seal_pings
+from coop.ingest.decoding import decode_json, decode_native_batch, require_batch_size
+from coop.ingest.schemas import DroppedCounts, IngestResult, OverlandResult, RejectedPing
+from coop.ingest.validation import CleanPing, Rejection, Window, validate_pings
 from coop.settings import Settings
 from coop.timeutil import utcnow
 
 
-def pings_of_native_body(body: Any, *, max_batch: int) -> list[Any]:
-    """The ``pings`` list of a ``{"pings": [...]}`` body, or 422 when the body is not that shape."""
-    if type(body) is not dict:
-        raise InvalidInput('the body must be a JSON object {"pings": [...]}')
-    extra = sorted(str(key)[:40] for key in body if key != "pings")
-    if extra:
-        raise InvalidInput("unknown top-level fields: " + ", ".join(extra[:5]),
-                           errors=[{"loc": ["body", key], "msg": "unknown field", "type": "extra_forbidden"}
-                                   for key in extra[:20]])
-    pings = body.get("pings")
-    if type(pings) is not list:
-        raise InvalidInput('"pings" must be a list of ping objects',
-                           errors=[{"loc": ["body", "pings"], "msg": "must be a list", "type": "list_type"}])
-    return require_batch_size(pings, max_batch=max_batch, field="pings", minimum=1)
+def _window(settings: Settings, now: datetime | None) -> Window:
+    return Window.at(now or utcnow(), retention_days=settings.retention_days,
+                     max_accuracy_m=settings.max_accuracy_m)
 
 
-def require_batch_size(items: list[Any], *, max_batch: int, field: str, minimum: int) -> list[Any]:
-    if not minimum <= len(items) <= max_batch:
-        raise InvalidInput(f'"{field}" must hold {minimum}..{max_batch} items, not {len(items)}',
-                           errors=[{"loc": ["body", field], "msg": f"{minimum}..{max_batch} items",
-                                    "type": "too_long" if len(items) > max_batch else "too_short"}])
-    return items
+def ingest_native_body(session: Session, *, account: Account, body: bytes, keyring: Keyring,
+                       settings: Settings, now: datetime | None = None) -> IngestResult:
+    """Decode, validate, gate and store a native ``{"pings": [...]}`` body (422 if not that shape)."""
+    clean, rejections = decode_native_batch(body, window=_window(settings, now), max_batch=settings.max_batch)
+    return _gate_and_store(session, account=account, clean=clean, rejections=rejections, keyring=keyring)
 
 
 def ingest_pings(session: Session, *, account: Account, items: Sequence[Any], keyring: Keyring,
                  settings: Settings, now: datetime | None = None) -> IngestResult:
-    """Validate, gate and store one batch of native-shaped pings for ``account`` (a member)."""
-    window = Window.at(now or utcnow(), retention_days=settings.retention_days,
-                       max_accuracy_m=settings.max_accuracy_m)
-    clean, rejections = validate_pings(items, window)
+    """Validate, gate and store native-shaped pings (as translated from OwnTracks or Overland)."""
+    clean, rejections = validate_pings(items, _window(settings, now))
+    return _gate_and_store(session, account=account, clean=clean, rejections=rejections, keyring=keyring)
+
+
+def ingest_owntracks_body(session: Session, *, account: Account, body: bytes, keyring: Keyring,
+                          settings: Settings, now: datetime | None = None) -> IngestResult:
+    """An OwnTracks message (or list of messages): locations are ingested, other types ignored."""
+    locations = owntracks_locations(decode_json(body))
+    if locations is None:
+        raise InvalidInput("the body must be one OwnTracks JSON message (an object)")
+    require_batch_size(locations, max_batch=settings.max_batch, field="messages", minimum=0)
+    return ingest_pings(session, account=account, items=locations, keyring=keyring, settings=settings, now=now)
+
+
+def ingest_overland_body(session: Session, *, account: Account, body: bytes, keyring: Keyring,
+                         settings: Settings, now: datetime | None = None) -> OverlandResult:
+    """An Overland batch ``{"locations": [GeoJSON Point Feature, ...]}`` (0..max_batch points)."""
+    locations = overland_locations(decode_json(body))
+    if locations is None:
+        raise InvalidInput('the body must be {"locations": [GeoJSON Point Feature, ...]}')
+    require_batch_size(locations, max_batch=settings.max_batch, field="locations", minimum=0)
+    outcome = ingest_pings(session, account=account, items=locations, keyring=keyring, settings=settings, now=now)
+    return OverlandResult(accepted=outcome.accepted, duplicates=outcome.duplicates, dropped=outcome.dropped,
+                          rejected=outcome.rejected)
+
+
+def _gate_and_store(session: Session, *, account: Account, clean: list[CleanPing], rejections: list[Rejection],
+                    keyring: Keyring) -> IngestResult:
     result = IngestResult(
         accepted=0, duplicates=0, dropped=DroppedCounts(),
         rejected=[RejectedPing(index=r.index, id=r.client_id, reason=r.reason) for r in rejections],
@@ -78,7 +93,7 @@ def ingest_pings(session: Session, *, account: Account, items: Sequence[Any], ke
         result.dropped.paused = len(clean)
         return result
     member_no, data_key = _member_no_and_key(session, account_id=account.id, keyring=keyring)
-    zones = load_member_zones(session, member_id=account.id, data_key=data_key)
+    zones = open_member_zones(session, member_id=account.id, data_key=data_key)
     if zones:
         kept = [ping for ping in clean if not in_any_zone(zones, ping.lat, ping.lng)]
         result.dropped.privacy_zone = len(clean) - len(kept)
@@ -109,8 +124,9 @@ def _first_of_each_id(pings: list[CleanPing]) -> list[CleanPing]:
 
 
 def _sealed_rows(pings: list[CleanPing], *, member_no: int, data_key: DataKey) -> list[repository.PingRow]:
-    return [(member_no, ping.client_id, ping.ts_ms, cell_of(ping.lat, ping.lng),
-             seal_ping(data_key, ping, member_no=member_no)) for ping in pings]
+    blobs = seal_pings(data_key, pings, member_no=member_no)
+    return [(member_no, ping.client_id, ping.ts_ms, cell_of(ping.lat, ping.lng), blob)
+            for ping, blob in zip(pings, blobs, strict=True)]
 
 
 def delete_pings_in_zone(session: Session, *, member_no: int, zone: ZoneGeometry, data_key: DataKey) -> int:

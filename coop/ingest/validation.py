@@ -94,7 +94,7 @@ class Window:
                    max_accuracy_m=max_accuracy_m)
 
 
-class _Reject(Exception):
+class PingRejected(Exception):
     """Internal: carries the reason out of the per-field checks."""
 
     def __init__(self, reason: str) -> None:
@@ -105,85 +105,89 @@ def _is_valid_id(value: Any) -> TypeGuard[str]:
     return type(value) is str and 0 < len(value) <= MAX_ID_CHARS and value.isprintable()
 
 
-def _ts_ms(value: Any) -> int:
+def parse_ts_ms(value: Any) -> int:
     """Epoch milliseconds of an RFC 3339 string (an offset is required) or of epoch seconds."""
     kind = type(value)
     if kind is int or kind is float:
         if not math.isfinite(value) or abs(value) > 1e11:
-            raise _Reject(INVALID_TS)
+            raise PingRejected(INVALID_TS)
         milliseconds: int = round(value * 1000)
         return milliseconds
     if kind is not str or len(value) > 40:
-        raise _Reject(INVALID_TS)
+        raise PingRejected(INVALID_TS)
     try:
         parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None or parsed.utcoffset() is None:
-            raise _Reject(INVALID_TS)
-        return (parsed - _EPOCH) // _ONE_MS
+        if parsed.tzinfo is None:
+            raise PingRejected(INVALID_TS)
+        parsed_ms: int = round(parsed.timestamp() * 1000)
+        return parsed_ms
     except (ValueError, OverflowError) as exc:
-        raise _Reject(INVALID_TS) from exc
+        raise PingRejected(INVALID_TS) from exc
 
 
 def _coordinate(value: Any, *, limit: float, invalid: str, not_finite: str, out_of_range: str) -> float:
     kind = type(value)
     if kind is float:
-        if not math.isfinite(value):
-            raise _Reject(not_finite)
-    elif kind is not int:
-        raise _Reject(invalid)
+        if -limit <= value <= limit:
+            return value  # type: ignore[no-any-return]
+        raise PingRejected(out_of_range if math.isfinite(value) else not_finite)
+    if kind is not int:
+        raise PingRejected(invalid)
     if not -limit <= value <= limit:
-        raise _Reject(out_of_range)
+        raise PingRejected(out_of_range)
     return float(value)
 
 
-def _optional(value: Any, *, low: float, high: float, reason: str) -> float | None:
-    """``None`` when absent or null; else a finite number in ``[low, high]``."""
-    if value is None:
-        return None
+def _bounded(value: Any, *, low: float, high: float, reason: str) -> float:
+    """A number in ``[low, high]`` (NaN and infinities fail the comparison)."""
     kind = type(value)
     if (kind is not float and kind is not int) or not low <= value <= high:
-        raise _Reject(reason)
+        raise PingRejected(reason)
     return float(value)
 
 
-def _activity(value: Any) -> str | None:
-    if value is None:
-        return None
+def _activity(value: Any) -> str:
     if type(value) is not str or not 0 < len(value) <= MAX_ACTIVITY_CHARS or not value.isprintable():
-        raise _Reject(INVALID_ACTIVITY)
+        raise PingRejected(INVALID_ACTIVITY)
     return value
 
 
 def _clean(index: int, item: dict[str, Any], client_id: str, window: Window) -> CleanPing:
-    ts_ms = _ts_ms(item.get("ts"))
+    ts_ms = parse_ts_ms(item.get("ts"))
     if ts_ms > window.newest_ms:
-        raise _Reject(TS_IN_FUTURE)
+        raise PingRejected(TS_IN_FUTURE)
     if ts_ms < window.oldest_ms:
-        raise _Reject(TS_TOO_OLD)
+        raise PingRejected(TS_TOO_OLD)
     lat = _coordinate(item.get("lat"), limit=90.0, invalid=INVALID_LAT, not_finite=LAT_NOT_FINITE,
                       out_of_range=LAT_OUT_OF_RANGE)
     lng = _coordinate(item.get("lng"), limit=180.0, invalid=INVALID_LNG, not_finite=LNG_NOT_FINITE,
                       out_of_range=LNG_OUT_OF_RANGE)
     if lat == 0.0 and lng == 0.0:
-        raise _Reject(NULL_ISLAND)
+        raise PingRejected(NULL_ISLAND)
     accuracy = item.get("accuracy_m")
     if accuracy is not None:
         kind = type(accuracy)
         if (kind is not float and kind is not int) or not 0 <= accuracy < math.inf:
-            raise _Reject(INVALID_ACCURACY)
+            raise PingRejected(INVALID_ACCURACY)
         if accuracy > window.max_accuracy_m:
-            raise _Reject(ACCURACY_TOO_POOR)
+            raise PingRejected(ACCURACY_TOO_POOR)
         accuracy = float(accuracy)
     if len(item) <= 4:  # id, ts, lat, lng (and perhaps accuracy_m): nothing else to look at
         return CleanPing(index, client_id, ts_ms, lat, lng, accuracy)
-    return CleanPing(
-        index, client_id, ts_ms, lat, lng, accuracy,
-        _optional(item.get("speed_mps"), low=0.0, high=SPEED_MAX_MPS, reason=INVALID_SPEED),
-        _optional(item.get("altitude_m"), low=ALTITUDE_MIN_M, high=ALTITUDE_MAX_M, reason=INVALID_ALTITUDE),
-        _optional(item.get("heading_deg"), low=0.0, high=HEADING_MAX_DEG, reason=INVALID_HEADING),
-        _optional(item.get("battery"), low=0.0, high=1.0, reason=INVALID_BATTERY),
-        _activity(item.get("activity")),
-    )
+    speed, altitude, heading, battery, activity = (item.get("speed_mps"), item.get("altitude_m"),
+                                                   item.get("heading_deg"), item.get("battery"),
+                                                   item.get("activity"))
+    if speed is not None:
+        speed = _bounded(speed, low=0.0, high=SPEED_MAX_MPS, reason=INVALID_SPEED)
+    if altitude is not None:
+        altitude = _bounded(altitude, low=ALTITUDE_MIN_M, high=ALTITUDE_MAX_M, reason=INVALID_ALTITUDE)
+    if heading is not None:
+        heading = _bounded(heading, low=0.0, high=HEADING_MAX_DEG, reason=INVALID_HEADING)
+    if battery is not None:
+        battery = _bounded(battery, low=0.0, high=1.0, reason=INVALID_BATTERY)
+    if activity is not None:
+        activity = _activity(activity)
+    return CleanPing(index, client_id, ts_ms, lat, lng, accuracy, speed, altitude, heading, battery, activity)
 
 
 def validate_pings(items: Sequence[Any], window: Window) -> tuple[list[CleanPing], list[Rejection]]:
@@ -200,6 +204,6 @@ def validate_pings(items: Sequence[Any], window: Window) -> tuple[list[CleanPing
             continue
         try:
             clean.append(_clean(index, item, client_id, window))
-        except _Reject as rejection:
+        except PingRejected as rejection:
             rejected.append(Rejection(index, client_id, rejection.reason))
     return clean, rejected
