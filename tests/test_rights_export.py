@@ -72,7 +72,8 @@ def test_the_export_holds_every_part_of_the_members_data(app: FastAPI, client: T
         assert app.state.keyring.verify_jws(event["jws"]) == event["receipt"]
         assert event["receipt"]["pii_principal_id"] == member.account_id
 
-    assert document["privacy_zones"] == [{**zone}]
+    assert document["privacy_zones"] == client.get("/v1/me/privacy-zones", headers=member.headers).json()["items"]
+    assert [z["zone_id"] for z in document["privacy_zones"]] == [zone["zone_id"]]
     assert (zone["lat"], zone["lng"], zone["radius_m"], zone["label"]) == (53.3, -2.7, 200, "home")
 
     assert len(document["releases"]) == 1
