@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/coop serve --host 127.0.0.1 --port 8000
+	$(BIN)/coop serve --host 127.0.0.1 --port 8000 --demo-if-empty
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

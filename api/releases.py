@@ -1,7 +1,141 @@
-"""Endpoints of the releases domain (see ../shared/api-contract.md)."""
+"""Endpoints of the releases domain (see ../shared/api-contract.md "Releases" and ``/v1/me/usage``).
+
+The build runs on the app's release worker (``app.state.release_worker``), started with the app's
+lifespan; a request that queues a build hands it to the worker only after its transaction commits.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, Request
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from aggregation import service
+from aggregation.builder import BuildContext
+from aggregation.manifest import served_manifest
+from aggregation.schemas import DownloadPublic, ReleaseCreate, ReleaseManifest, ReleaseQueued, UsagePublic
+from aggregation.worker import ReleaseWorker, recover_interrupted_builds
+from aggregation.writers import MEDIA_TYPES, PREVIEW_NAME
+from api.deps import BoardCaller, MemberCaller, SessionDep, SettingsDep, require_roles
+from api.problems import problem_doc
 from api.routing import domain_router
+from coop.accounts.models import Role
+from coop.accounts.service import Principal
+from coop.idempotency import run_idempotent
+from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = domain_router(tag="releases")
+log = logging.getLogger("coop.releases")
+
+LicenseeOrBoard = Annotated[Principal, Depends(require_roles(Role.MODELLER, Role.BOARD))]
+
+
+def release_worker(app: FastAPI) -> ReleaseWorker:
+    """The app's worker, created on first use (the lifespan creates it at start)."""
+    worker: ReleaseWorker | None = getattr(app.state, "release_worker", None)
+    if worker is None:
+        worker = ReleaseWorker(BuildContext(engine=app.state.engine, settings=app.state.settings,
+                                            keyring=app.state.keyring))
+        app.state.release_worker = worker
+    return worker
+
+
+@asynccontextmanager
+async def release_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the worker, fail builds a crashed process left ``building``, resubmit queued ones."""
+    worker = release_worker(app)
+    try:
+        for release_id in await run_in_threadpool(recover_interrupted_builds, app.state.engine):
+            worker.submit(release_id)
+    except SQLAlchemyError:  # the app must start (and /readyz say 503) while the database is down
+        log.warning("could not recover interrupted release builds: the database does not answer")
+    try:
+        yield
+    finally:
+        await run_in_threadpool(worker.shutdown)
+        app.state.release_worker = None
+
+
+router.lifespan_context = release_lifespan
+
+
+@router.post("/v1/licences/{licence_id}/releases", status_code=202, response_model=ReleaseQueued,
+             responses={404: problem_doc("No such licence (or not the caller's)"),
+                        409: problem_doc("Overlapping period, licence not active or not paid, "
+                                         "or Idempotency-Key reused with another body"),
+                        422: problem_doc("Period not bucket-aligned or outside the licence's period")})
+def create_release(licence_id: str, body: ReleaseCreate, caller: LicenseeOrBoard, session: SessionDep,
+                   request: Request, background: BackgroundTasks,
+                   idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """Queue a build of ``[start, end)``; poll ``GET /v1/releases/{release_id}`` for its progress."""
+    queued: list[str] = []
+
+    def produce() -> dict[str, Any]:
+        release = service.request_release(session, caller=caller, licence_id=licence_id, start=body.start,
+                                          end=body.end)
+        queued.append(release.id)
+        return ReleaseQueued(release_id=release.id, status=release.status,
+                             progress=release.progress).model_dump(mode="json")
+
+    status_code, content = run_idempotent(session, account_id=caller.id, scope=f"releases:{licence_id}",
+                                          key=idempotency_key, body=body.model_dump(mode="json"),
+                                          status_code=202, produce=produce)
+    worker = release_worker(request.app)
+    for release_id in queued:  # runs after the commit, so the worker finds the row
+        background.add_task(worker.submit, release_id)
+    return JSONResponse(content, status_code=status_code)
+
+
+@router.get("/v1/releases/{release_id}", response_model=ReleaseManifest,
+            responses={404: problem_doc("No such release (or not the caller's)")})
+def read_release(release_id: str, caller: LicenseeOrBoard, session: SessionDep) -> JSONResponse:
+    """The manifest; once ready it carries the files' sizes and SHA-256 and a JWS over all of it."""
+    release, licence = service.visible_release(session, caller=caller, release_id=release_id)
+    return JSONResponse(served_manifest(release, licence))
+
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: problem_doc("The licence is revoked or expired (licensee)"),
+    404: problem_doc("No such release or file (or not the caller's)"),
+    409: problem_doc("The release is not ready"),
+}
+
+
+@router.get("/v1/releases/{release_id}/files/{file_name}", response_class=FileResponse,
+            responses=_FILE_RESPONSES)
+def download_file(release_id: str, file_name: str, caller: LicenseeOrBoard, session: SessionDep,
+                  settings: SettingsDep) -> FileResponse:
+    """A release's data file (logged in the download audit)."""
+    path = service.open_data_file(session, caller=caller, release_id=release_id, file_name=file_name,
+                                  settings=settings)
+    return FileResponse(path, media_type=MEDIA_TYPES[file_name], filename=f"{release_id}-{file_name}")
+
+
+@router.get("/v1/releases/{release_id}/preview.svg", response_class=FileResponse, responses=_FILE_RESPONSES)
+def preview(release_id: str, caller: LicenseeOrBoard, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """A map of the release's hexagons shaded by average members per bucket."""
+    path = service.open_preview(session, caller=caller, release_id=release_id, settings=settings)
+    return FileResponse(path, media_type=MEDIA_TYPES[PREVIEW_NAME])
+
+
+@router.get("/v1/releases/{release_id}/downloads", responses={404: problem_doc("No such release")})
+def list_downloads(release_id: str, caller: BoardCaller, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+                   cursor: CursorQuery = None) -> Page[DownloadPublic]:
+    rows, next_cursor = service.list_downloads(session, release_id=release_id, limit=limit, cursor=cursor)
+    items = [DownloadPublic(download_id=row.id, release_id=row.release_id, account_id=row.account_id,
+                            file_name=row.file_name, at=row.at) for row in rows]
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/v1/me/usage")
+def my_usage(caller: MemberCaller, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+             cursor: CursorQuery = None) -> Page[UsagePublic]:
+    """The releases that counted the caller, with the contribution units each gave them."""
+    items, next_cursor = service.member_usage(session, account_id=caller.id, limit=limit, cursor=cursor)
+    return Page(items=items, next_cursor=next_cursor)

@@ -17,8 +17,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     upgrade_to_head(settings.resolved_database_url)
+    if args.demo_if_empty:
+        from coop.demo.loader import load_demo_if_empty
+
+        load_demo_if_empty(settings)
     uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from coop.db import engine_for
+    from coop.demo.loader import database_is_empty, load_demo, summary
+    from coop.migrate import upgrade_to_head
+
+    settings = get_settings()
+    upgrade_to_head(settings.resolved_database_url)
+    if not args.force and not database_is_empty(engine_for(settings.resolved_database_url)):
+        print("the database already has accounts; use --force to add the demo co-op anyway", file=sys.stderr)
+        return 1
+    result, out = load_demo(settings=settings, size=args.size, seed=args.seed, days=args.days)
+    print(summary(result, out))
     return 0
 
 
@@ -102,7 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--demo-if-empty", action="store_true",
+                       help="load the demo co-op first when the database has no accounts")
     serve.set_defaults(handler=_cmd_serve)
+
+    demo = commands.add_parser("demo", help="load the demo co-op (synthetic residents, a licence, a release)")
+    demo.add_argument("--size", type=int, default=2500, help="number of residents (default 2500)")
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--days", type=int, default=7, help="days of pings, ending yesterday (default 7)")
+    demo.add_argument("--force", action="store_true", help="load even if the database already has accounts")
+    demo.set_defaults(handler=_cmd_demo)
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="migrate the database to the newest schema").set_defaults(handler=_cmd_db_upgrade)

@@ -1,0 +1,47 @@
+"""The release manifest (the contract's ``GET /v1/releases/{id}`` shape) and its signature.
+
+Invariants: a ready release's manifest is signed once, when it becomes ready, as a compact JWS over the
+manifest without ``jws``; what is served afterwards is exactly that signed payload (decoded from the
+JWS), so the signature always verifies over what a client receives. Other states are unsigned.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aggregation.models import Release
+from coop.crypto import Keyring, b64url_decode
+from coop.licensing.models import Licence
+from coop.timeutil import rfc3339
+
+
+def manifest_payload(release: Release, licence: Licence) -> dict[str, Any]:
+    """The manifest without ``jws``, from the stored release and its licence."""
+    return {
+        "release_id": release.id,
+        "licence_id": licence.id,
+        "purpose": licence.purpose_code,
+        "dataset": licence.dataset,
+        "k": licence.k,
+        "start": release.start.isoformat(),
+        "end": release.end.isoformat(),
+        "status": release.status,
+        "progress": release.progress,
+        "built_at": rfc3339(release.built_at) if release.built_at else None,
+        "stats": release.stats,
+        "files": release.files or [],
+        "error": release.error,
+    }
+
+
+def sign_manifest(release: Release, licence: Licence, keyring: Keyring) -> str:
+    return keyring.sign_jws(manifest_payload(release, licence))
+
+
+def served_manifest(release: Release, licence: Licence) -> dict[str, Any]:
+    """The manifest as served: the signed payload plus ``jws`` once ready, else the live unsigned state."""
+    if release.jws:
+        payload: dict[str, Any] = json.loads(b64url_decode(release.jws.split(".")[1]))
+        return {**payload, "jws": release.jws}
+    return {**manifest_payload(release, licence), "jws": None}

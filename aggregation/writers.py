@@ -1,0 +1,89 @@
+"""Release files: ``cells.csv`` and ``cells.geojson``, streamed to disk, with their sizes and SHA-256.
+
+Invariants: both files hold exactly the published rows, in the table's order; CSV columns are
+``bucket_start,cell,resolution,members`` (RFC 3339 UTC with Z, H3 string); each GeoJSON Feature is
+the cell's H3 boundary as a closed Polygon ring in [lng, lat] order with the same four properties.
+Output is byte-for-byte deterministic for a given table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h3.api.basic_int as h3_int
+import polars as pl
+
+CSV_NAME, GEOJSON_NAME, PREVIEW_NAME = "cells.csv", "cells.geojson", "preview.svg"
+MEDIA_TYPES = {CSV_NAME: "text/csv", GEOJSON_NAME: "application/geo+json", PREVIEW_NAME: "image/svg+xml"}
+DATA_FILES = (CSV_NAME, GEOJSON_NAME)
+_COORDINATE_DIGITS = 7
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    name: str
+    media_type: str
+    bytes: int
+    sha256: str
+
+    def as_manifest_entry(self) -> dict[str, str | int]:
+        return {"name": self.name, "media_type": self.media_type, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def describe_file(path: Path) -> WrittenFile:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return WrittenFile(name=path.name, media_type=MEDIA_TYPES[path.name], bytes=path.stat().st_size,
+                       sha256=digest.hexdigest())
+
+
+def printable_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """The table as it is published: bucket_start (RFC 3339 Z), cell (H3 string), resolution, members."""
+    return rows.select(
+        pl.from_epoch(pl.col("bucket"), time_unit="ms").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("bucket_start"),
+        pl.Series("cell", [format(cell, "x") for cell in rows.get_column("cell").to_list()], dtype=pl.String),
+        pl.col("resolution"),
+        pl.col("members"),
+    )
+
+
+def write_csv(path: Path, printable: pl.DataFrame) -> WrittenFile:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("bucket_start,cell,resolution,members\n")
+        for start in range(0, printable.height, 100_000):
+            handle.write(printable.slice(start, 100_000).write_csv(include_header=False, line_terminator="\n"))
+    return describe_file(path)
+
+
+def _ring(cell: int) -> str:
+    points = [[round(lng, _COORDINATE_DIGITS), round(lat, _COORDINATE_DIGITS)]
+              for lat, lng in h3_int.cell_to_boundary(cell)]
+    points.append(points[0])
+    return json.dumps([points], separators=(",", ":"))
+
+
+def _features(printable: pl.DataFrame, cells: list[int]) -> Iterator[str]:
+    rings: dict[int, str] = {}
+    for (bucket_start, cell_text, resolution, members), cell in zip(printable.iter_rows(), cells, strict=True):
+        ring = rings.get(cell)
+        if ring is None:
+            ring = rings[cell] = _ring(cell)
+        yield ('{"type":"Feature","geometry":{"type":"Polygon","coordinates":' + ring +
+               '},"properties":{"bucket_start":"' + bucket_start + '","cell":"' + cell_text +
+               f'","resolution":{resolution},"members":{members}}}}}')
+
+
+def write_geojson(path: Path, printable: pl.DataFrame, cells: list[int]) -> WrittenFile:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write('{"type":"FeatureCollection","features":[')
+        for index, feature in enumerate(_features(printable, cells)):
+            handle.write(("," if index else "") + "\n" + feature)
+        handle.write("\n]}\n")
+    return describe_file(path)

@@ -1,0 +1,202 @@
+"""The demo story, told through the service layer exactly as the API would call it.
+
+Residents join and choose their consent; their phones send a week of pings (some paused, some with a
+privacy zone at home, some never consenting); a modeller asks for a licence, two board members approve
+it, the treasurer records the fee, the modeller builds a release and the treasurer declares a dividend.
+
+Invariants: deterministic for a seed (apart from ids, keys and signatures); every step goes through the
+same service functions as the HTTP API, so the consent gate, k-anonymity and the ledger rules all apply.
+Joining and consent are dated the day before the demo week (the services accept a simulated time); the
+dividend is declared as of tomorrow, because a dividend's period must have ended and the payment and the
+release happen today.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from aggregation.builder import BuildContext, build_release
+from aggregation.models import Release
+from aggregation.service import request_release
+from consent.privacy_zones import create_zone
+from consent.service import set_collection_paused, set_consent
+from consent.zones import ZoneGeometry
+from coop.accounts.models import Account, Role
+from coop.accounts.service import Principal, create_account
+from coop.crypto import Keyring
+from coop.db import session_scope
+from coop.demo.population import Resident, make_population, pings_for_day
+from coop.ingest.service import ingest_pings
+from coop.ledger.dividends import declare_dividend
+from coop.ledger.postings import record_licence_payment
+from coop.licensing.schemas import DatasetSpecCreate, LicenceRequestCreate, VoteCreate
+from coop.licensing.service import cast_vote, submit_request
+from coop.settings import Settings
+from coop.timeutil import utcnow
+from migrations.seed import POLICY_VERSION
+
+LICENCE_FEE_PENCE = 250_000
+PAUSED_DAYS = (2, 3)
+"""Days of the week (0-based) on which the 'pauses' residents have collection paused."""
+
+
+@dataclass
+class StaffTokens:
+    admin: str = ""
+    board: list[str] = field(default_factory=list)
+    treasurer: str = ""
+    modeller: str = ""
+    member: str = ""
+    """A consenting member with a statement to look at."""
+
+
+@dataclass
+class DemoResult:
+    residents: int = 0
+    week_start: date = date.min
+    week_end: date = date.min
+    ingest: Counter[str] = field(default_factory=Counter)
+    licence_id: str = ""
+    release_id: str = ""
+    release_rows_by_resolution: dict[int, int] = field(default_factory=dict)
+    min_members: int = 0
+    dividend: dict[str, int | str] = field(default_factory=dict)
+    tokens: StaffTokens = field(default_factory=StaffTokens)
+    member_id: str = ""
+
+
+def _principal(session: Session, account_id: str, token_id: str) -> Principal:
+    account = session.get(Account, account_id)
+    assert account is not None
+    return Principal(account=account, token_id=token_id)
+
+
+def _staff(session: Session, *, keyring: Keyring, result: DemoResult) -> dict[str, tuple[str, str]]:
+    """Admin, three board members, a treasurer and a modeller; returns role -> (account id, token id)."""
+    people = {
+        "admin": ([Role.ADMIN], "Co-op administrator", None),
+        "board-1": ([Role.BOARD], "Amara Okafor (board)", "LCR Residents' Data Co-op"),
+        "board-2": ([Role.BOARD], "Gareth Jones (board)", "LCR Residents' Data Co-op"),
+        "board-3": ([Role.BOARD], "Siobhan Byrne (board)", "LCR Residents' Data Co-op"),
+        "treasurer": ([Role.TREASURER], "Priya Shah (treasurer)", "LCR Residents' Data Co-op"),
+        "modeller": ([Role.MODELLER], "Tom Ellis (transport modeller)", "Merseytravel modelling unit"),
+    }
+    ids = {}
+    for key, (roles, name, organisation) in people.items():
+        account, issued = create_account(session, roles=roles, display_name=name, organisation=organisation,
+                                         keyring=keyring)
+        ids[key] = (account.id, issued.token_id)
+        if key.startswith("board"):
+            result.tokens.board.append(issued.token)
+        else:
+            setattr(result.tokens, key, issued.token)
+    return ids
+
+
+def _join(session: Session, *, resident: Resident, keyring: Keyring, settings: Settings,
+          joined_at: datetime) -> tuple[Account, str]:
+    account, issued = create_account(session, roles=[Role.MEMBER], display_name=resident.display_name,
+                                     organisation=None, keyring=keyring, terms_version=settings.terms_version)
+    for purpose in resident.purposes:
+        set_consent(session, member_id=account.id, purpose_code=purpose, given=True,
+                    policy_version=POLICY_VERSION, keyring=keyring, controller_name=settings.name, at=joined_at)
+    if resident.privacy_zone_at_home:
+        create_zone(session, member_id=account.id, keyring=keyring,
+                    zone=ZoneGeometry(lat=resident.home[0], lng=resident.home[1], radius_m=200, label="Home"))
+    return account, issued.token
+
+
+def _withdraw_midweek(session: Session, *, account: Account, keyring: Keyring, settings: Settings,
+                      at: datetime) -> None:
+    set_consent(session, member_id=account.id, purpose_code="transport-planning", given=False,
+                policy_version=POLICY_VERSION, keyring=keyring, controller_name=settings.name, at=at)
+
+
+def run_story(*, engine: Engine, settings: Settings, keyring: Keyring, size: int, seed: int,
+              days: int = 7, today: date | None = None) -> DemoResult:
+    """Run the whole demo into an (empty) database; returns what happened."""
+    today = today or utcnow().date()
+    week_start, week_end = today - timedelta(days=days), today
+    result = DemoResult(residents=size, week_start=week_start, week_end=week_end)
+    joined_at = datetime.combine(week_start - timedelta(days=1), time(9), tzinfo=UTC)
+    residents = make_population(size=size, seed=seed)
+    with session_scope(engine) as session:
+        staff = _staff(session, keyring=keyring, result=result)
+        members: list[tuple[Resident, str]] = []
+        for resident in residents:
+            account, token = _join(session, resident=resident, keyring=keyring, settings=settings,
+                                   joined_at=joined_at)
+            members.append((resident, account.id))
+            if not result.tokens.member and resident.consent_profile == "public-minded" and resident.work:
+                result.tokens.member, result.member_id = token, account.id
+    _ingest_week(engine=engine, settings=settings, keyring=keyring, members=members, week_start=week_start,
+                 days=days, result=result)
+    _licence_release_dividend(engine=engine, settings=settings, keyring=keyring, staff=staff, result=result,
+                              today=today)
+    return result
+
+
+def _ingest_week(*, engine: Engine, settings: Settings, keyring: Keyring,
+                 members: list[tuple[Resident, str]], week_start: date, days: int, result: DemoResult) -> None:
+    """Each day: the phones send that day's pings; pauses and mid-week withdrawals happen between days."""
+    for offset in range(days):
+        day = week_start + timedelta(days=offset)
+        with session_scope(engine) as session:
+            for resident, account_id in members:
+                if resident.consent_profile == "pauses" and offset in (PAUSED_DAYS[0], PAUSED_DAYS[-1] + 1):
+                    set_collection_paused(session, member_id=account_id, paused=offset == PAUSED_DAYS[0])
+                account = session.get(Account, account_id, populate_existing=True)
+                assert account is not None
+                if resident.consent_profile == "withdraws" and offset == days // 2:
+                    _withdraw_midweek(session, account=account, keyring=keyring, settings=settings,
+                                      at=datetime.combine(day, time(0), tzinfo=UTC))
+                items = [{"id": p.id, "ts": p.ts.isoformat(), "lat": p.lat, "lng": p.lng,
+                          "accuracy_m": p.accuracy_m, "speed_mps": p.speed_mps, "activity": p.activity}
+                         for p in pings_for_day(resident, day)]
+                outcome = ingest_pings(session, account=account, items=items, keyring=keyring, settings=settings)
+                result.ingest["accepted"] += outcome.accepted
+                result.ingest["duplicates"] += outcome.duplicates
+                result.ingest["rejected"] += len(outcome.rejected)
+                for reason, count in outcome.dropped.model_dump().items():
+                    result.ingest[f"dropped_{reason}"] += count
+
+
+def _licence_release_dividend(*, engine: Engine, settings: Settings, keyring: Keyring,
+                              staff: dict[str, tuple[str, str]], result: DemoResult, today: date) -> None:
+    with session_scope(engine) as session:
+        modeller = _principal(session, *staff["modeller"])
+        request = submit_request(session, caller=modeller, settings=settings, body=LicenceRequestCreate(
+            title="Daily movement between neighbourhoods for the regional transport model",
+            purpose="transport-planning", organisation="Merseytravel modelling unit",
+            public_benefit="Calibrates the bus network review so that routes follow where residents travel.",
+            description="Daily counts of residents per H3 cell (resolution 9, generalised where needed) "
+                        "across the city region, for one week, to calibrate the regional transport model.",
+            dataset=DatasetSpecCreate(resolution=9, time_bucket="day", start=result.week_start,
+                                      end=result.week_end, region=None, k=None),
+            duration_days=365, fee_pence=LICENCE_FEE_PENCE))
+        for voter in ("board-1", "board-2"):
+            vote = cast_vote(session, caller=_principal(session, *staff[voter]), request_id=request.request_id,
+                             body=VoteCreate(decision="approve", comment="Safe project, safe outputs."),
+                             settings=settings, keyring=keyring)
+        assert vote.licence_id is not None
+        result.licence_id = vote.licence_id
+        record_licence_payment(session, licence_id=vote.licence_id, amount_pence=LICENCE_FEE_PENCE,
+                               reference="BACS MERSEYTRAVEL 0001", recorded_by=staff["treasurer"][0])
+        release = request_release(session, caller=modeller, licence_id=vote.licence_id,
+                                  start=result.week_start, end=result.week_end)
+        result.release_id = release.id
+    build_release(BuildContext(engine=engine, settings=settings, keyring=keyring), result.release_id)
+    with session_scope(engine) as session:
+        built = session.get(Release, result.release_id)
+        assert built is not None
+        if built.status != "ready":
+            raise RuntimeError(f"the demo release did not build: {built.error}")
+        dividend = declare_dividend(session, period_start=result.week_start, period_end=today + timedelta(days=1),
+                                    reserve_bps=settings.reserve_bps, declared_by=staff["treasurer"][0],
+                                    today=today + timedelta(days=1))
+        result.dividend = {k: v for k, v in dividend.model_dump().items() if isinstance(v, int | str)}
