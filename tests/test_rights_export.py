@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -99,9 +100,10 @@ def test_the_export_shows_only_ready_releases_that_counted_the_member(app: FastA
     member, other = consenting_member(app, client), consenting_member(app, client, name="Other")
     licensee = make_account(app, Role.MODELLER, name="Lab")
     licence_id = make_licence(app, fee_pence=0)
-    counted = make_release(app, licence_id=licence_id, requested_by=licensee.account_id, built_at=None,
+    built = datetime.now(UTC) - timedelta(days=1)
+    counted = make_release(app, licence_id=licence_id, requested_by=licensee.account_id, built_at=built,
                            units={member.account_id: 2, other.account_id: 5})
-    make_release(app, licence_id=licence_id, requested_by=licensee.account_id, built_at=None,
+    make_release(app, licence_id=licence_id, requested_by=licensee.account_id, built_at=built,
                  units={other.account_id: 1})
     make_release(app, licence_id=licence_id, requested_by=licensee.account_id, built_at=None,
                  units={member.account_id: 4}, status="failed")

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from aggregation.models import Release, ReleaseContribution
+from aggregation.service import member_usage
 from consent.models import ConsentEvent
 from consent.privacy_zones import list_zones
 from consent.service import list_consents
@@ -33,14 +33,13 @@ from coop.errors import NotFound
 from coop.ledger.chart import member_account_code
 from coop.ledger.models import LedgerEntry, LedgerPosting
 from coop.ledger.payouts import member_statement
-from coop.licensing.models import Licence
+from coop.pagination import MAX_LIMIT
 from coop.rights.formats import json_array_chunks
 from coop.rights.pings import MemberPings, ping_batches
 from coop.rights.schemas import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from coop.rights.timerange import TimeRange
 from coop.timeutil import rfc3339, utcnow
 
-READY = "ready"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -84,18 +83,15 @@ def privacy_zones_part(session: Session, *, member_id: str, keyring: Keyring) ->
         cursor = page.next_cursor
 
 
-def releases_part(session: Session, *, member_no: int) -> list[dict[str, Any]]:
-    """The ready releases that counted the member, oldest build first (as ``GET /v1/me/usage``)."""
-    rows = session.exec(
-        select(Release, Licence, ReleaseContribution.units)
-        .join(ReleaseContribution, col(ReleaseContribution.release_id) == col(Release.id))
-        .join(Licence, col(Licence.id) == col(Release.licence_id))
-        .where(ReleaseContribution.member_no == member_no, Release.status == READY)
-        .order_by(col(Release.built_at), col(Release.id))
-    ).all()
-    return [{"release_id": release.id, "licence_id": licence.id, "organisation": licence.organisation,
-             "purpose": licence.purpose_code, "built_at": _time(release.built_at),
-             "contribution_units": units} for release, licence, units in rows]
+def releases_part(session: Session, *, member_id: str) -> list[dict[str, Any]]:
+    """The ready releases that counted the member, oldest build first (``GET /v1/me/usage``, every page)."""
+    releases: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        items, cursor = member_usage(session, account_id=member_id, limit=MAX_LIMIT, cursor=cursor)
+        releases.extend(item.model_dump(mode="json") for item in items)
+        if cursor is None:
+            return releases
 
 
 def ledger_part(session: Session, *, member_id: str) -> dict[str, Any]:
@@ -127,7 +123,7 @@ def audit_part(session: Session, *, member_id: str) -> list[dict[str, Any]]:
             for row in rows]
 
 
-def export_head(session: Session, *, member_id: str, member_no: int, keyring: Keyring,
+def export_head(session: Session, *, member_id: str, keyring: Keyring,
                 generated_at: datetime) -> dict[str, Any]:
     """Every part of the export except the pings."""
     return {
@@ -138,7 +134,7 @@ def export_head(session: Session, *, member_id: str, member_no: int, keyring: Ke
         "consents": [item.model_dump(mode="json") for item in list_consents(session, member_id=member_id).items],
         "consent_events": consent_events_part(session, member_id=member_id),
         "privacy_zones": privacy_zones_part(session, member_id=member_id, keyring=keyring),
-        "releases": releases_part(session, member_no=member_no),
+        "releases": releases_part(session, member_id=member_id),
         "ledger": ledger_part(session, member_id=member_id),
         "audit_events": audit_part(session, member_id=member_id),
     }
@@ -148,7 +144,7 @@ def export_chunks(engine: Engine, *, member_id: str, source: MemberPings, keyrin
                   generated_at: datetime | None = None) -> Generator[str, None, None]:
     """The export document in text chunks, read from one snapshot opened here."""
     with read_snapshot(engine) as session:
-        head = export_head(session, member_id=member_id, member_no=source.member_no, keyring=keyring,
+        head = export_head(session, member_id=member_id, keyring=keyring,
                            generated_at=generated_at or utcnow())
         yield _dumps(head)[:-1] + ',"pings":'
         yield from json_array_chunks(ping_batches(session, source=source, time_range=TimeRange()))
