@@ -22,7 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy coop api consent aggregation migrations tests $(wildcard bench)
+	$(BIN)/mypy coop api consent aggregation migrations tests scripts $(wildcard bench)
 
 bench: $(STAMP)
 	@for script in $(wildcard bench/*.py); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
