@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from fastapi import FastAPI
@@ -37,8 +38,12 @@ def consenting_member(app: FastAPI, client: TestClient, *, name: str = "Resident
     return member
 
 
+@cache
 def base_time() -> datetime:
-    """Three days ago, on a whole second (inside the ingest retention window)."""
+    """Three days before the test run started, on a whole second (inside the ingest retention window).
+
+    One value for the whole run: tests call it more than once (to make pings, then to query them), and
+    a second boundary crossed between two calls would shift the query by a second (a flaky test)."""
     return (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
 
 
