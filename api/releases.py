@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import BackgroundTasks, Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from aggregation import service
@@ -21,7 +22,7 @@ from aggregation.builder import BuildContext
 from aggregation.manifest import served_manifest
 from aggregation.schemas import DownloadPublic, ReleaseCreate, ReleaseManifest, ReleaseQueued, UsagePublic
 from aggregation.worker import ReleaseWorker, recover_interrupted_builds
-from aggregation.writers import MEDIA_TYPES, PREVIEW_NAME
+from aggregation.writers import CSV_NAME, GEOJSON_NAME, MEDIA_TYPES, PREVIEW_NAME
 from api.deps import BoardCaller, MemberCaller, SessionDep, SettingsDep, require_roles
 from api.problems import problem_doc
 from api.routing import domain_router
@@ -29,6 +30,7 @@ from coop.accounts.models import Role
 from coop.accounts.service import Principal
 from coop.idempotency import run_idempotent
 from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from coop.settings import Settings
 
 router = domain_router(tag="releases")
 log = logging.getLogger("coop.releases")
@@ -107,14 +109,28 @@ _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/v1/releases/{release_id}/files/{file_name}", response_class=FileResponse,
-            responses=_FILE_RESPONSES)
-def download_file(release_id: str, file_name: str, caller: LicenseeOrBoard, session: SessionDep,
-                  settings: SettingsDep) -> FileResponse:
-    """A release's data file (logged in the download audit)."""
+def _data_file(*, release_id: str, file_name: str, caller: Principal, session: Session,
+               settings: Settings) -> FileResponse:
     path = service.open_data_file(session, caller=caller, release_id=release_id, file_name=file_name,
                                   settings=settings)
     return FileResponse(path, media_type=MEDIA_TYPES[file_name], filename=f"{release_id}-{file_name}")
+
+
+@router.get("/v1/releases/{release_id}/files/cells.csv", response_class=FileResponse, responses=_FILE_RESPONSES)
+def download_csv(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                 settings: SettingsDep) -> FileResponse:
+    """The release's rows as CSV: ``bucket_start,cell,resolution,members`` (logged in the download audit)."""
+    return _data_file(release_id=release_id, file_name=CSV_NAME, caller=caller, session=session,
+                      settings=settings)
+
+
+@router.get("/v1/releases/{release_id}/files/cells.geojson", response_class=FileResponse,
+            responses=_FILE_RESPONSES)
+def download_geojson(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                     settings: SettingsDep) -> FileResponse:
+    """The release's rows as GeoJSON, one H3 hexagon polygon per row (logged in the download audit)."""
+    return _data_file(release_id=release_id, file_name=GEOJSON_NAME, caller=caller, session=session,
+                      settings=settings)
 
 
 @router.get("/v1/releases/{release_id}/preview.svg", response_class=FileResponse, responses=_FILE_RESPONSES)
