@@ -69,6 +69,25 @@ def _cmd_accounts_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_accounts_erase(args: argparse.Namespace) -> int:
+    from coop.accounts.models import Account, Role
+    from coop.crypto import get_keyring
+    from coop.db import session_scope
+    from coop.migrate import upgrade_to_head
+    from coop.rights.erasure import erase_member
+
+    upgrade_to_head(get_settings().resolved_database_url)
+    with session_scope() as session:
+        account = session.get(Account, args.account_id)
+        if account is None or Role.MEMBER.value not in account.roles:
+            print(f"no member {args.account_id!r}", file=sys.stderr)
+            return 1
+        result = erase_member(session, member_id=account.id, keyring=get_keyring(),
+                              controller_name=get_settings().name)
+    print(json.dumps(result.model_dump()))
+    return 0
+
+
 def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     from coop.db import get_engine
     from coop.ledger.verify import verify_chain
@@ -125,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--organisation")
     create.add_argument("--json", action="store_true", help='print {"account_id", "token", "token_id"}')
     create.set_defaults(handler=_cmd_accounts_create)
+    erase = accounts.add_parser("erase", help="erase a member as DELETE /v1/me does (idempotent: re-run it "
+                                              "after restoring a backup); prints the counts as JSON")
+    erase.add_argument("account_id")
+    erase.set_defaults(handler=_cmd_accounts_erase)
 
     ledger = commands.add_parser("ledger", help="the hash-chained ledger").add_subparsers(
         dest="ledger_command", required=True)
