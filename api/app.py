@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine_for(settings.resolved_database_url)
     app.state.signup_limiter = SlidingWindowLimiter(limit=settings.signup_rate_per_hour, window_s=3600)
     app.state.ingest_limiter = SlidingWindowLimiter(limit=settings.ingest_rate_per_minute, window_s=60)
+    app.state.export_limiter = SlidingWindowLimiter(limit=settings.export_rate_per_hour, window_s=3600)
     install_problem_handlers(app)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (public, accounts, consent, ingest, rights, licences, releases, ledger):

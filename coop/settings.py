@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     """Ingest requests per token per minute."""
     signup_rate_per_hour: int = Field(default=20, ge=1)
     """Sign-ups per client address per hour."""
+    export_rate_per_hour: int = Field(default=12, ge=1)
+    """Full data exports (``GET /v1/me/export``) per member per hour."""
 
     @property
     def finest_resolution(self) -> int:
