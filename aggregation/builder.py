@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -49,6 +51,8 @@ class BuildContext:
     engine: Engine
     settings: Settings
     keyring: Keyring
+    clock: Callable[[], datetime] = utcnow
+    """Gives ``built_at`` (simulations such as the demo pass their own clock)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def _finish(ctx: BuildContext, plan: _Plan, result: Aggregate, *, pings_consider
             "pings_considered": pings_considered,
         }
         release.files = files
-        release.status, release.progress, release.built_at, release.error = "ready", 1.0, utcnow(), None
+        release.status, release.progress, release.built_at, release.error = "ready", 1.0, ctx.clock(), None
         release.jws = sign_manifest(release, licence, ctx.keyring)
         session.add(release)
 

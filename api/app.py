@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                   statement_timeout_ms=settings.db_statement_timeout_ms)
     app.state.signup_limiter = SlidingWindowLimiter(limit=settings.signup_rate_per_hour, window_s=3600)
     app.state.ingest_limiter = SlidingWindowLimiter(limit=settings.ingest_rate_per_minute, window_s=60)
+    app.state.export_limiter = SlidingWindowLimiter(limit=settings.export_rate_per_hour, window_s=3600)
     install_problem_handlers(app)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (public, accounts, consent, ingest, rights, licences, releases, ledger):

@@ -32,6 +32,7 @@ from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 router = domain_router(tag="licences")
 
 BoardOrModeller = Annotated[Principal, Depends(require_roles(Role.BOARD, Role.MODELLER))]
+LicenceReader = Annotated[Principal, Depends(require_roles(Role.BOARD, Role.MODELLER, Role.TREASURER))]
 
 CONFLICT_VOTE = problem_doc("Already voted, or the request is no longer submitted")
 
@@ -75,7 +76,7 @@ def withdraw_licence_request(request_id: str, caller: ModellerCaller, session: S
 
 
 @router.get("/v1/licences")
-def list_licences(caller: BoardOrModeller, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+def list_licences(caller: LicenceReader, session: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
                   cursor: CursorQuery = None) -> Page[LicencePublic]:
     """The board sees every licence; a modeller sees the licences issued to them. Oldest first."""
     items, next_cursor = licences.list_licences(session, caller=caller, limit=limit, cursor=cursor)
@@ -83,7 +84,7 @@ def list_licences(caller: BoardOrModeller, session: SessionDep, limit: LimitQuer
 
 
 @router.get("/v1/licences/{licence_id}")
-def read_licence(licence_id: str, caller: BoardOrModeller, session: SessionDep) -> LicencePublic:
+def read_licence(licence_id: str, caller: LicenceReader, session: SessionDep) -> LicencePublic:
     """The licence with its signed document (verify ``jws`` against the JWKS at ``GET /v1/coop``)."""
     return licences.get_licence(session, caller=caller, licence_id=licence_id)
 

@@ -113,7 +113,7 @@ def _data_file(*, release_id: str, file_name: str, caller: Principal, session: S
                settings: Settings) -> FileResponse:
     path = service.open_data_file(session, caller=caller, release_id=release_id, file_name=file_name,
                                   settings=settings)
-    return FileResponse(path, media_type=MEDIA_TYPES[file_name], filename=f"{release_id}-{file_name}")
+    return FileResponse(path, media_type=MEDIA_TYPES[file_name], filename=file_name)
 
 
 @router.get("/v1/releases/{release_id}/files/cells.csv", response_class=FileResponse, responses=_FILE_RESPONSES)

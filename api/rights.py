@@ -12,7 +12,7 @@ from collections.abc import Generator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, Query, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 from starlette.types import Receive, Scope, Send
@@ -105,8 +105,13 @@ def read_my_pings(caller: MemberCaller, session: SessionDep, keyring: KeyringDep
 
 
 @router.get("/v1/me/export", response_model=None, responses=EXPORT_RESPONSES)
-def export_my_data(caller: MemberCaller, session: SessionDep, keyring: KeyringDep, engine: EngineDep) -> Response:
-    """Everything the co-op holds about you, as one JSON document (GDPR Art. 15 and 20)."""
+def export_my_data(request: Request, caller: MemberCaller, session: SessionDep, keyring: KeyringDep,
+                   engine: EngineDep) -> Response:
+    """Everything the co-op holds about you, as one JSON document (GDPR Art. 15 and 20).
+
+    Rate-limited per member (``COOP_EXPORT_RATE_PER_HOUR``): a full export decrypts every ping.
+    """
+    request.app.state.export_limiter.hit(caller.id, what="exports this hour")
     source = pings.member_pings(session, member_id=caller.id, keyring=keyring)
     generated_at = utcnow()
     chunks = export.export_chunks(engine, member_id=caller.id, source=source, keyring=keyring,

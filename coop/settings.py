@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     """Sign-ups per client address per hour."""
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
     """PostgreSQL: the server cancels any one statement of the app running longer (0 = no limit)."""
+    export_rate_per_hour: int = Field(default=12, ge=1)
+    """Full data exports (``GET /v1/me/export``) per member per hour."""
 
     @property
     def finest_resolution(self) -> int:

@@ -21,8 +21,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, list[Role]]] = [
      [Role.MEMBER, Role.MODELLER, Role.TREASURER, Role.ADMIN]),
     ("POST", "/v1/licence-requests/{request_id}/withdraw", None,
      [Role.MEMBER, Role.BOARD, Role.TREASURER, Role.ADMIN]),
-    ("GET", "/v1/licences", None, [Role.MEMBER, Role.TREASURER, Role.ADMIN]),
-    ("GET", "/v1/licences/{licence_id}", None, [Role.MEMBER, Role.TREASURER, Role.ADMIN]),
+    ("GET", "/v1/licences", None, [Role.MEMBER, Role.ADMIN]),
+    ("GET", "/v1/licences/{licence_id}", None, [Role.MEMBER, Role.ADMIN]),
     ("POST", "/v1/licences/{licence_id}/revoke", {"reason": "test"},
      [Role.MEMBER, Role.MODELLER, Role.TREASURER, Role.ADMIN]),
     ("GET", "/v1/audit", None, [Role.MEMBER, Role.MODELLER, Role.TREASURER, Role.ADMIN]),
@@ -53,3 +53,12 @@ def test_anonymous_is_401_and_wrong_role_is_403(client: TestClient, app: FastAPI
     after = client.get(f"/v1/licence-requests/{open_request['request_id']}", headers=modeller.headers).json()
     assert after["status"] == "submitted" and after["votes"] == []
     assert client.get(f"/v1/licences/{licence['licence_id']}", headers=modeller.headers).json()["status"] == "active"
+
+
+def test_the_treasurer_reads_every_licence_to_collect_its_fee(client: TestClient, app: FastAPI) -> None:
+    licence = approved_licence(client, app, make_account(app, Role.MODELLER))
+    treasurer = make_account(app, Role.TREASURER)
+    listed = client.get("/v1/licences", headers=treasurer.headers).json()["items"]
+    assert [item["licence_id"] for item in listed] == [licence["licence_id"]]
+    read = client.get(f"/v1/licences/{licence['licence_id']}", headers=treasurer.headers).json()
+    assert read["fee_pence"] - read["paid_pence"] == licence["fee_pence"]

@@ -65,4 +65,5 @@ def test_the_quickstart_works_as_written(tmp_path: Path) -> None:
     assert '"ok":true' in out.replace(" ", "")
     assert '"balance_pence"' in out and '"contribution_units"' in out
     assert '"accepted":1' in out.replace(" ", "")
+    assert "first," in out and ",53.4084,-2.9916," in out  # the new member's ping, read back as CSV
     assert (tmp_path / "download" / "preview.svg").read_text().startswith("<")

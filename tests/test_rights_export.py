@@ -13,7 +13,7 @@ from sqlmodel import select
 from coop.accounts.models import ApiToken, Role
 from coop.db import session_scope
 from coop.rights.schemas import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
-from tests.factories import Caller, make_account
+from tests.factories import Caller, make_account, sign_up_member
 from tests.ledger_factories import make_licence, make_release
 from tests.rights_support import (
     assert_same_pings,
@@ -136,3 +136,14 @@ def test_an_empty_export_is_still_a_whole_document(app: FastAPI, client: TestCli
     document, _ = export_of(client, consenting_member(app, client))
     assert document["pings"] == [] and document["releases"] == [] and document["privacy_zones"] == []
     assert document["ledger"]["balance_pence"] == 0
+
+
+def test_exports_are_rate_limited_per_member(client: TestClient, app: FastAPI) -> None:
+    member = sign_up_member(client)
+    for _ in range(app.state.settings.export_rate_per_hour):
+        assert client.get("/v1/me/export", headers=member.headers).status_code == 200
+    refused = client.get("/v1/me/export", headers=member.headers)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    other = sign_up_member(client)
+    assert client.get("/v1/me/export", headers=other.headers).status_code == 200

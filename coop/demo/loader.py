@@ -81,7 +81,7 @@ def summary(result: DemoResult, out: Path) -> str:
         f"smallest published count {result.min_members}",
         f"  dividend: pool {result.dividend.get('pool_pence')}p, reserve {result.dividend.get('reserve_pence')}p, "
         f"distributed {result.dividend.get('distributed_pence')}p to {result.dividend.get('members')} members "
-        "(declared as of tomorrow, once the period has closed)",
+        f"for {result.week_start} to {result.week_end}",
         f"  files: {out}/ (cells.csv, cells.geojson, preview.svg, manifest.jws, ids.json)",
         f"  tokens (demo only, mode 0600): {out}/tokens/" + "{admin,board-1,board-2,board-3,treasurer,modeller,member}.token",
     ])

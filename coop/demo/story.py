@@ -6,9 +6,9 @@ it, the treasurer records the fee, the modeller builds a release and the treasur
 
 Invariants: deterministic for a seed (apart from ids, keys and signatures); every step goes through the
 same service functions as the HTTP API, so the consent gate, k-anonymity and the ledger rules all apply.
-Joining and consent are dated the day before the demo week (the services accept a simulated time); the
-dividend is declared as of tomorrow, because a dividend's period must have ended and the payment and the
-release happen today.
+The story runs on a simulated clock (the services accept one): residents join the day before the demo
+week; the board approves, the treasurer receives the fee and the release is built yesterday; so today the
+treasurer can declare the dividend of the week just ended, as the API's own rules require.
 """
 
 from __future__ import annotations
@@ -179,24 +179,27 @@ def _licence_release_dividend(*, engine: Engine, settings: Settings, keyring: Ke
             dataset=DatasetSpecCreate(resolution=9, time_bucket="day", start=result.week_start,
                                       end=result.week_end, region=None, k=None),
             duration_days=365, fee_pence=LICENCE_FEE_PENCE))
-        for voter in ("board-1", "board-2"):
+        yesterday = datetime.combine(today - timedelta(days=1), time(10), tzinfo=UTC)
+        for n, voter in enumerate(("board-1", "board-2")):
             vote = cast_vote(session, caller=_principal(session, *staff[voter]), request_id=request.request_id,
                              body=VoteCreate(decision="approve", comment="Safe project, safe outputs."),
-                             settings=settings, keyring=keyring)
+                             settings=settings, keyring=keyring, now=yesterday + timedelta(minutes=30 * n))
         assert vote.licence_id is not None
         result.licence_id = vote.licence_id
         record_licence_payment(session, licence_id=vote.licence_id, amount_pence=LICENCE_FEE_PENCE,
-                               reference="BACS MERSEYTRAVEL 0001", recorded_by=staff["treasurer"][0])
+                               reference="BACS MERSEYTRAVEL 0001", recorded_by=staff["treasurer"][0],
+                               received_at=yesterday + timedelta(hours=4))
         release = request_release(session, caller=modeller, licence_id=vote.licence_id,
                                   start=result.week_start, end=result.week_end)
         result.release_id = release.id
-    build_release(BuildContext(engine=engine, settings=settings, keyring=keyring), result.release_id)
+    built_yesterday = datetime.combine(today - timedelta(days=1), time(18), tzinfo=UTC)
+    build_release(BuildContext(engine=engine, settings=settings, keyring=keyring, clock=lambda: built_yesterday),
+                  result.release_id)
     with session_scope(engine) as session:
         built = session.get(Release, result.release_id)
         assert built is not None
         if built.status != "ready":
             raise RuntimeError(f"the demo release did not build: {built.error}")
-        dividend = declare_dividend(session, period_start=result.week_start, period_end=today + timedelta(days=1),
-                                    reserve_bps=settings.reserve_bps, declared_by=staff["treasurer"][0],
-                                    today=today + timedelta(days=1))
+        dividend = declare_dividend(session, period_start=result.week_start, period_end=today,
+                                    reserve_bps=settings.reserve_bps, declared_by=staff["treasurer"][0])
         result.dividend = {k: v for k, v in dividend.model_dump().items() if isinstance(v, int | str)}

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from consent.privacy_zones import open_member_zones
 from consent.state import gives_any_purpose
 from consent.zones import ZoneGeometry, distance_m, in_any_zone
-from coop.accounts.models import Account
-from coop.accounts.service import data_key_for, member_key_for
+from coop.accounts.models import Account, MemberKey
+from coop.accounts.service import data_key_for
 from coop.crypto import DataKey, DecryptionError, Keyring
 from coop.errors import Forbidden, InvalidInput
 from coop.ingest import repository
@@ -106,7 +106,12 @@ def _gate_and_store(session: Session, *, account: Account, clean: list[CleanPing
 
 
 def _member_no_and_key(session: Session, *, account_id: str, keyring: Keyring) -> tuple[int, DataKey]:
-    member_key = member_key_for(session, account_id)
+    # A share lock (PostgreSQL; SQLite transactions are serialised anyway): a batch racing an erasure
+    # waits for it to commit, then sees the key is gone, so no ping is stored after the member is erased.
+    member_key = session.exec(select(MemberKey).where(MemberKey.account_id == account_id)
+                              .with_for_update(read=True)).first()
+    if member_key is None:
+        raise Forbidden("this account has no member data key")
     data_key = data_key_for(member_key, keyring)
     if data_key is None or member_key.no is None:
         raise Forbidden("this member's data key has been destroyed; nothing can be stored")

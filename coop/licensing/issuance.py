@@ -105,5 +105,5 @@ def issue_licence(session: Session, *, request: LicenceRequest, approved_by: Seq
                  detail={"request_id": request.id, "licensee_account_id": licence.licensee_id,
                          "fee_pence": licence.fee_pence, "valid_from": rfc3339(licence.valid_from),
                          "valid_until": rfc3339(licence.valid_until)})
-    post_licence_invoice(session, licence_id=licence.id, fee_pence=licence.fee_pence, at=licence.valid_from)
+    post_licence_invoice(session, licence_id=licence.id, fee_pence=licence.fee_pence, at=at)
     return licence

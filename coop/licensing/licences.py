@@ -34,16 +34,21 @@ def licence_public(licence: Licence, *, now: datetime) -> LicencePublic:
         document=licence.document, jws=licence.jws)
 
 
+def _sees_every_licence(caller: Principal) -> bool:
+    """The board governs licences and the treasurer invoices and collects their fees."""
+    return caller.has(Role.BOARD) or caller.has(Role.TREASURER)
+
+
 def _visible(licence: Licence | None, caller: Principal) -> Licence:
-    if licence is None or not (caller.has(Role.BOARD) or licence.licensee_id == caller.id):
+    if licence is None or not (_sees_every_licence(caller) or licence.licensee_id == caller.id):
         raise NotFound("no such licence")
     return licence
 
 
 def list_licences(session: Session, *, caller: Principal, limit: int,
                   cursor: str | None) -> tuple[list[LicencePublic], str | None]:
-    """Board: every licence; anyone else: the licences issued to them."""
-    licensee_id = None if caller.has(Role.BOARD) else caller.id
+    """Board and treasurer: every licence; a modeller: the licences issued to them."""
+    licensee_id = None if _sees_every_licence(caller) else caller.id
     rows, next_cursor = repository.page_licences(session, licensee_id=licensee_id, limit=limit, cursor=cursor)
     now = utcnow()
     return [licence_public(row, now=now) for row in rows], next_cursor

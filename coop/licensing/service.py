@@ -151,8 +151,11 @@ def withdraw_request(session: Session, *, caller: Principal, request_id: str) ->
 
 
 def cast_vote(session: Session, *, caller: Principal, request_id: str, body: VoteCreate,
-              settings: Settings, keyring: Keyring) -> VoteCast:
-    """Record a board member's vote; decide the request (and issue its licence) at the quorum."""
+              settings: Settings, keyring: Keyring, now: datetime | None = None) -> VoteCast:
+    """Record a board member's vote; decide the request (and issue its licence) at the quorum.
+
+    ``now`` defaults to the current time (simulations such as the demo pass their own clock).
+    """
     request = repository.lock_request(session, request_id)
     if request is None:
         raise NotFound("no such licence request")
@@ -162,7 +165,7 @@ def cast_vote(session: Session, *, caller: Principal, request_id: str, body: Vot
         raise Conflict(f"the request is {request.status}; voting is closed")
     if repository.has_voted(session, request_id=request.id, voter_id=caller.id):
         raise Conflict("you have already voted on this request")
-    now = utcnow()
+    now = now or utcnow()
     vote = Vote(id=str(uuid.uuid4()), request_id=request.id, voter_id=caller.id, decision=body.decision,
                 comment=body.comment, conflict_of_interest=body.conflict_of_interest, at=now)
     session.add(vote)
