@@ -6,7 +6,8 @@
 - Pagination: every list operation (one with ``limit`` and ``cursor`` query parameters) answers 422 to
   ``limit`` 0, 1001, -1 or text, and to a malformed or crafted cursor (not base64, not JSON, not a list,
   wrong arity, wrong types, out-of-range integers, NUL characters): never a 5xx, on either database.
-- Rate limits: sign-up per address, 429 with an integer ``Retry-After``.
+- Batches: more than ``max_batch`` (1000) pings or Overland points is 422; an empty native batch too.
+- Rate limits: sign-up per address and every ingest route per token, 429 with an integer ``Retry-After``.
 - Timeouts: PostgreSQL cancels a statement over ``db_statement_timeout_ms`` (the API answers 503 with
   ``Retry-After``); SQLite writers wait ``busy_timeout`` (30 s) for the lock.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -32,11 +34,12 @@ from coop.errors import InvalidInput
 from coop.ledger.models import LedgerEntry
 from coop.pagination import encode_cursor, keyset_page
 from coop.settings import Settings
+from coop.timeutil import utcnow
 from tests.factories import make_account
 from tests.figures import count
 from tests.request_catalogue import fill_path, path_values
 from tests.route_table import RouteInfo, routes, scratch_app
-from tests.world import CALLER_NAMES, ROLE_OF, World, build_world
+from tests.world import CALLER_NAMES, ROLE_OF, World, build_world, ping_batch
 
 ROUTES = routes(scratch_app())
 BODY_ROUTES = [info for info in ROUTES if info.has_body]
@@ -213,3 +216,36 @@ def test_a_cancelled_statement_is_a_503_with_retry_after(app: FastAPI) -> None:
     assert "pg_sleep" not in response.text
     documented = app.openapi()["paths"]["/v1/me"]["get"]["responses"]
     assert "503" in documented
+
+
+INGEST_BODIES: dict[str, Any] = {
+    "/v1/pings": lambda n: {"pings": ping_batch("b", [utcnow() - timedelta(minutes=1)] * n)},
+    "/v1/ingest/overland": lambda n: {"locations": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-2.99, 53.4]},
+         "properties": {"timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%S+0000")}}] * n},
+}
+
+
+@pytest.mark.parametrize("path", sorted(INGEST_BODIES))
+def test_batches_over_the_limit_are_422(path: str, app: FastAPI, client: TestClient) -> None:
+    member = make_account(app, ROLE_OF["member"])
+    limit = app.state.settings.max_batch
+    response = client.post(path, json=INGEST_BODIES[path](limit + 1), headers=member.headers)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    if path == "/v1/pings":
+        assert client.post(path, json=INGEST_BODIES[path](0), headers=member.headers).status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/v1/pings", "/v1/ingest/owntracks", "/v1/ingest/overland"])
+def test_every_ingest_route_is_rate_limited_per_token_with_retry_after(path: str, settings: Settings) -> None:
+    limited = create_app(settings.model_copy(update={"ingest_rate_per_minute": 2}))
+    member, other = make_account(limited, ROLE_OF["member"]), make_account(limited, ROLE_OF["member"])
+    body = {"/v1/pings": {"pings": []}, "/v1/ingest/owntracks": {"_type": "lwt"},
+            "/v1/ingest/overland": {"locations": []}}[path]
+    with TestClient(limited) as client:
+        statuses = [client.post(path, json=body, headers=member.headers).status_code for _ in range(3)]
+        assert statuses[2] == 429 and 429 not in statuses[:2], statuses
+        refused = client.post(path, json=body, headers=member.headers)
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert client.post(path, json=body, headers=other.headers).status_code != 429
