@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from coop.db import is_sqlite
+from tests.world import PURPOSE
 
 START_TIMEOUT_S = 60.0
 
@@ -140,3 +141,24 @@ class Server:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+def consenting_members(server: Server, admin_token: str, count_: int) -> list[dict[str, Any]]:
+    """``count_`` members made by the admin, each giving consent to the world's purpose."""
+    members = server.create_accounts(admin_token, "member", [f"Resident {n}" for n in range(count_)])
+    with server.client() as http:
+        policy = next(p["policy_version"] for p in http.get("/v1/purposes").json()["items"]
+                      if p["code"] == PURPOSE)
+    for member in members:
+        with server.client(member["token"]) as http:
+            assert http.put(f"/v1/me/consents/{PURPOSE}",
+                            json={"given": True, "policy_version": policy}).status_code == 200
+    return members
+
+
+def ledger_verifies(server: Server) -> dict[str, Any]:
+    """``coop ledger verify --json`` against the server's database: exit status 0 and ok."""
+    done = server.cli("ledger", "verify", "--json")
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert done.returncode == 0 and report["ok"], (done.stdout, done.stderr)
+    return report
