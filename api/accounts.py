@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from api.deps import AdminCaller, AnyAccount, KeyringDep, SessionDep, SettingsDep
+from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from coop.accounts import service
@@ -18,7 +19,7 @@ from coop.accounts.schemas import (
     TokenCreated,
     TokenPublic,
 )
-from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from coop.kit.pagination import DEFAULT_LIMIT, Page
 
 router = domain_router(tag="accounts")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import accounts, consent, ingest, ledger, licences, public, releases, rights
+from api import accounts, consent, ingest, ledger, licensing, public, releases, rights
 from api.middleware import BodyGuardMiddleware
 from api.problems import ProblemDetail, install_problem_handlers
-from coop.crypto import load_keyring
-from coop.db import engine_for
-from coop.ratelimit import SlidingWindowLimiter
-from coop.settings import Settings, get_settings
+from coop.kit.crypto import load_keyring
+from coop.kit.db import engine_for
+from coop.kit.ratelimit import SlidingWindowLimiter
+from coop.kit.settings import Settings, get_settings
 
 DESCRIPTION = """
 The backend of the Liverpool City Region residents' data co-operative.
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.export_limiter = SlidingWindowLimiter(limit=settings.export_rate_per_hour, window_s=3600)
     install_problem_handlers(app)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (public, accounts, consent, ingest, rights, licences, releases, ledger):
+    for module in (public, accounts, consent, ingest, rights, licensing, releases, ledger):
         app.include_router(module.router)
     _register_problem_schema(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import Response
 
 from api.deps import KeyringDep, MemberCaller, SessionDep, SettingsDep
+from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from consent import privacy_zones, service
@@ -25,7 +26,7 @@ from consent.schemas import (
     SignedReceipt,
 )
 from consent.zones import ZoneGeometry
-from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from coop.kit.pagination import DEFAULT_LIMIT, Page
 
 router = domain_router(tag="consent")
 

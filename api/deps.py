@@ -18,9 +18,9 @@ from sqlmodel import Session
 
 from coop.accounts.models import Role
 from coop.accounts.service import Principal, authenticate
-from coop.crypto import Keyring
-from coop.errors import Forbidden
-from coop.settings import Settings
+from coop.kit.crypto import Keyring
+from coop.kit.errors import Forbidden
+from coop.kit.settings import Settings
 
 AuthDependency = TypeVar("AuthDependency", bound=Callable[..., Principal])
 

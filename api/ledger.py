@@ -12,11 +12,13 @@ from fastapi import Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import KeyringDep, MemberCaller, SessionDep, SettingsDep, TreasurerCaller, require_roles
+from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from coop.accounts.models import Role
 from coop.accounts.service import Principal
-from coop.idempotency import run_idempotent
+from coop.kit.idempotency import run_idempotent
+from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.ledger import dividends, payouts, service
 from coop.ledger.journal import MAX_SEQ
 from coop.ledger.schemas import (
@@ -32,7 +34,6 @@ from coop.ledger.schemas import (
     StatementPublic,
     VerifyPublic,
 )
-from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = domain_router(tag="ledger")
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coop.errors import CoopError
+from coop.kit.errors import CoopError
 
 log = logging.getLogger("coop.api")
 

@@ -12,7 +12,7 @@ from api.problems import problem_doc, problem_response
 from api.routing import domain_router
 from consent.models import Purpose
 from consent.schemas import CoopPublic, PurposePublic
-from coop.pagination import Page
+from coop.kit.pagination import Page
 
 router = domain_router(tag="public", authenticated=False)
 

@@ -17,20 +17,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from aggregation import service
-from aggregation.builder import BuildContext
-from aggregation.manifest import served_manifest
-from aggregation.schemas import DownloadPublic, ReleaseCreate, ReleaseManifest, ReleaseQueued, UsagePublic
-from aggregation.worker import ReleaseWorker, recover_interrupted_builds
 from aggregation.writers import CSV_NAME, GEOJSON_NAME, MEDIA_TYPES, PREVIEW_NAME
 from api.deps import BoardCaller, MemberCaller, SessionDep, SettingsDep, require_roles
+from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from coop.accounts.models import Role
 from coop.accounts.service import Principal
-from coop.idempotency import run_idempotent
-from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from coop.settings import Settings
+from coop.kit.idempotency import run_idempotent
+from coop.kit.pagination import DEFAULT_LIMIT, Page
+from coop.kit.settings import Settings
+from coop.releases import service
+from coop.releases.builder import BuildContext
+from coop.releases.manifest import served_manifest
+from coop.releases.schemas import DownloadPublic, ReleaseCreate, ReleaseManifest, ReleaseQueued, UsagePublic
+from coop.releases.worker import ReleaseWorker, recover_interrupted_builds
 
 router = domain_router(tag="releases")
 log = logging.getLogger("coop.releases")

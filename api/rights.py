@@ -18,12 +18,13 @@ from sqlalchemy.engine import Engine
 from starlette.types import Receive, Scope, Send
 
 from api.deps import KeyringDep, MemberCaller, SessionDep, SettingsDep, get_engine_dep
+from api.params import CursorQuery, LimitQuery
 from api.routing import domain_router
-from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from coop.kit.pagination import DEFAULT_LIMIT, Page
+from coop.kit.timeutil import utcnow
 from coop.rights import erasure, export, formats, pings
 from coop.rights.schemas import ErasurePublic, PingFormat, PingPublic
 from coop.rights.timerange import parse_time_range
-from coop.timeutil import utcnow
 
 router = domain_router(tag="rights")
 

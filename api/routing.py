@@ -2,7 +2,7 @@
 
 Invariant: a handler that returns normally has its session committed before the client sees the
 answer (so "200 only after commit" holds); a handler that raises has it rolled back. The session is
-closed in every case. Streaming bodies must open their own session (``coop.db.session_scope``).
+closed in every case. Streaming bodies must open their own session (``coop.kit.db.session_scope``).
 """
 
 from __future__ import annotations

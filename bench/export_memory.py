@@ -37,14 +37,14 @@ import sqlalchemy as sa
 
 from coop.accounts.models import Role
 from coop.accounts.service import create_account, data_key_for, member_key_for
-from coop.crypto import DataKey, load_keyring
-from coop.db import make_engine, session_scope
 from coop.ingest.cells import cell_of
 from coop.ingest.codec import seal_ping
 from coop.ingest.repository import PingRow, insert_pings
 from coop.ingest.validation import CleanPing
-from coop.migrate import upgrade_to_head
-from coop.settings import Settings
+from coop.kit.crypto import DataKey, load_keyring
+from coop.kit.db import make_engine, session_scope
+from coop.kit.migrate import upgrade_to_head
+from coop.kit.settings import Settings
 
 MIB = 1024 * 1024
 INSERT_BATCH = 20_000
@@ -276,7 +276,7 @@ def main() -> int:
         if args.backend in ("sqlite", "both"):
             print(f"SQLite, {args.pings:,} pings")
             data_dir = Path(tmp) / "sqlite"
-            run_backend(Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'coop.db'}"),
+            run_backend(Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'coop.kit.db'}"),
                         pings=args.pings)
         if args.backend in ("postgresql", "both"):
             print(f"PostgreSQL, {args.pings:,} pings")

@@ -45,10 +45,10 @@ import sqlalchemy as sa
 
 from coop.accounts.models import Role
 from coop.accounts.service import create_account
-from coop.crypto import b64url
-from coop.db import make_engine, session_scope
-from coop.migrate import upgrade_to_head
-from coop.timeutil import rfc3339, utcnow
+from coop.kit.crypto import b64url
+from coop.kit.db import make_engine, session_scope
+from coop.kit.migrate import upgrade_to_head
+from coop.kit.timeutil import rfc3339, utcnow
 from migrations.seed import POLICY_VERSION
 
 BATCH_SIZE = 500
@@ -92,8 +92,8 @@ def environment(url: str, data_dir: Path) -> dict[str, str]:
 def create_members(url: str, env: dict[str, str]) -> list[Member]:
     """Members with one purpose given, created through the service layer."""
     from consent.models import ConsentEvent
-    from coop.crypto import load_keyring
-    from coop.settings import Settings
+    from coop.kit.crypto import load_keyring
+    from coop.kit.settings import Settings
 
     settings = Settings(database_url=url, data_dir=Path(env["COOP_DATA_DIR"]),
                         master_key=env["COOP_MASTER_KEY"], signing_key=env["COOP_SIGNING_KEY"])

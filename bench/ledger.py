@@ -22,9 +22,10 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from aggregation.models import Release, ReleaseContribution
 from coop.accounts.models import Account, MemberKey
-from coop.db import make_engine, session_scope
+from coop.kit.db import make_engine, session_scope
+from coop.kit.migrate import upgrade_to_head
+from coop.kit.timeutil import rfc3339
 from coop.ledger.allocation import allocate_largest_remainder
 from coop.ledger.chart import CASH, LICENCE_INCOME, LICENCE_RECEIVABLES, RESERVE, member_account_code
 from coop.ledger.dividends import declare_dividend
@@ -32,8 +33,7 @@ from coop.ledger.journal import GENESIS_HASH, entry_document, entry_hash
 from coop.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from coop.ledger.verify import verify_chain
 from coop.licensing.models import Licence, LicencePayment, LicenceRequest
-from coop.migrate import upgrade_to_head
-from coop.timeutil import rfc3339
+from coop.releases.models import Release, ReleaseContribution
 
 ENTRIES = 100_000
 MEMBERS = 100_000

@@ -38,8 +38,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coop.db import engine_for, is_sqlite
-from coop.migrate import upgrade_to_head
+from coop.kit.db import engine_for, is_sqlite
+from coop.kit.migrate import upgrade_to_head
 
 WEEK_START = date(2026, 11, 2)  # a Monday
 PERIOD_START_MS = int(datetime(2026, 11, 2, tzinfo=UTC).timestamp() * 1000)
@@ -304,10 +304,10 @@ def peak_rss_mib() -> float:
 def build_only(release_id: str) -> None:
     import logging
 
-    from aggregation.builder import BuildContext, build_release
-    from coop.crypto import load_keyring
-    from coop.db import get_engine
-    from coop.settings import get_settings
+    from coop.kit.crypto import load_keyring
+    from coop.kit.db import get_engine
+    from coop.kit.settings import get_settings
+    from coop.releases.builder import BuildContext, build_release
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="    %(message)s")
     settings = get_settings()

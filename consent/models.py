@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlmodel import Field, SQLModel
 
-from coop.db import UTCDateTime
+from coop.kit.db import UTCDateTime
 
 
 class Purpose(SQLModel, table=True):

@@ -19,11 +19,11 @@ from consent.schemas import PrivacyZoneCreated, PrivacyZonePublic
 from consent.zones import ZoneGeometry, open_zone, seal_zone
 from coop.accounts.models import MemberKey
 from coop.accounts.service import data_key_for, member_key_for
-from coop.audit import record_audit
-from coop.crypto import DataKey, Keyring
-from coop.errors import Conflict, NotFound
-from coop.pagination import Page, keyset_page
-from coop.timeutil import utcnow
+from coop.kit.audit import record_audit
+from coop.kit.crypto import DataKey, Keyring
+from coop.kit.errors import Conflict, NotFound
+from coop.kit.pagination import Page, keyset_page
+from coop.kit.timeutil import utcnow
 
 MAX_ZONES_PER_MEMBER = 50
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from consent.models import Purpose
-from coop.timeutil import rfc3339
+from coop.kit.timeutil import rfc3339
 
 SCHEMA_VERSION = "KI-CR-v1.1.0;ISO/IEC-TS-27560:2023"
 JURISDICTION = "GB"

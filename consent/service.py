@@ -28,12 +28,12 @@ from consent.schemas import (
 )
 from consent.state import GIVEN, WITHDRAWN, latest_event, latest_events, state_of
 from coop.accounts.models import Account
-from coop.audit import record_audit
-from coop.crypto import Keyring
-from coop.errors import Conflict, NotFound
-from coop.pagination import Page, keyset_page
-from coop.settings import get_settings
-from coop.timeutil import utcnow
+from coop.kit.audit import record_audit
+from coop.kit.crypto import Keyring
+from coop.kit.errors import Conflict, NotFound
+from coop.kit.pagination import Page, keyset_page
+from coop.kit.settings import get_settings
+from coop.kit.timeutil import utcnow
 
 API_METHOD = "api"
 ERASURE_METHOD = "erasure"

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from coop.crypto import DataKey
+from coop.kit.crypto import DataKey
 
 EARTH_RADIUS_M = 6_371_008.8
 

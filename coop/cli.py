@@ -7,13 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 
-from coop.settings import get_settings
+from coop.kit.settings import get_settings
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from coop.migrate import upgrade_to_head
+    from coop.kit.migrate import upgrade_to_head
 
     settings = get_settings()
     upgrade_to_head(settings.resolved_database_url)
@@ -28,9 +28,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from coop.db import engine_for
     from coop.demo.loader import database_is_empty, load_demo, summary
-    from coop.migrate import upgrade_to_head
+    from coop.kit.db import engine_for
+    from coop.kit.migrate import upgrade_to_head
 
     settings = get_settings()
     upgrade_to_head(settings.resolved_database_url)
@@ -43,7 +43,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_db_upgrade(_args: argparse.Namespace) -> int:
-    from coop.migrate import upgrade_to_head
+    from coop.kit.migrate import upgrade_to_head
 
     upgrade_to_head(get_settings().resolved_database_url)
     print("database is at the newest schema")
@@ -53,9 +53,9 @@ def _cmd_db_upgrade(_args: argparse.Namespace) -> int:
 def _cmd_accounts_create(args: argparse.Namespace) -> int:
     from coop.accounts.models import Role
     from coop.accounts.service import create_account
-    from coop.crypto import get_keyring
-    from coop.db import session_scope
-    from coop.migrate import upgrade_to_head
+    from coop.kit.crypto import get_keyring
+    from coop.kit.db import session_scope
+    from coop.kit.migrate import upgrade_to_head
 
     upgrade_to_head(get_settings().resolved_database_url)
     roles = [Role(role) for role in args.role]
@@ -72,9 +72,9 @@ def _cmd_accounts_create(args: argparse.Namespace) -> int:
 
 def _cmd_accounts_erase(args: argparse.Namespace) -> int:
     from coop.accounts.models import Account, Role
-    from coop.crypto import get_keyring
-    from coop.db import session_scope
-    from coop.migrate import upgrade_to_head
+    from coop.kit.crypto import get_keyring
+    from coop.kit.db import session_scope
+    from coop.kit.migrate import upgrade_to_head
     from coop.rights.erasure import erase_member
 
     upgrade_to_head(get_settings().resolved_database_url)
@@ -90,7 +90,7 @@ def _cmd_accounts_erase(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger_verify(args: argparse.Namespace) -> int:
-    from coop.db import get_engine
+    from coop.kit.db import get_engine
     from coop.ledger.verify import verify_chain
 
     with get_engine().connect() as connection:

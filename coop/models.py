@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from aggregation.models import Release, ReleaseContribution, ReleaseDownload
 from consent.models import ConsentEvent, PrivacyZone, Purpose
 from coop.accounts.models import Account, ApiToken, MemberKey
-from coop.audit import AuditEvent
-from coop.idempotency_models import IdempotencyRecord
 from coop.ingest.models import Ping
+from coop.kit.audit import AuditEvent
+from coop.kit.idempotency_models import IdempotencyRecord
 from coop.ledger.models import (
     Dividend,
     DividendAllocation,
@@ -19,6 +18,7 @@ from coop.ledger.models import (
     Payout,
 )
 from coop.licensing.models import Licence, LicencePayment, LicenceRequest, Vote
+from coop.releases.models import Release, ReleaseContribution, ReleaseDownload
 
 metadata = SQLModel.metadata
 

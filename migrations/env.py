@@ -1,13 +1,13 @@
-"""Alembic environment: runs against the URL in the config (set by ``coop.migrate``) or the settings."""
+"""Alembic environment: runs against the URL in the config (set by ``coop.kit.migrate``) or the settings."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from coop.db import make_engine
+from coop.kit.db import make_engine
+from coop.kit.settings import get_settings
 from coop.models import metadata
-from coop.settings import get_settings
 
 config = context.config
 

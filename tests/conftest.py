@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
-from coop.db import engine_for, is_sqlite
+from coop.kit.db import engine_for, is_sqlite
+from coop.kit.migrate import upgrade_to_head
+from coop.kit.settings import Settings
 from coop.ledger.chart import insert_chart
 from coop.ledger.guard import append_only_guards_lifted
-from coop.migrate import upgrade_to_head
 from coop.models import metadata
-from coop.settings import Settings
 from migrations import seed as _seed
 
 KEEP_TABLES = {"alembic_version"}

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
 from coop.accounts.service import create_account
-from coop.db import session_scope
+from coop.kit.db import session_scope
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from consent.models import ConsentEvent, PrivacyZone
 from consent.zones import ZoneGeometry, seal_zone
 from coop.accounts.models import Account, Role
 from coop.accounts.service import data_key_for, member_key_for
-from coop.crypto import DataKey
-from coop.db import session_scope
 from coop.ingest.codec import PingPayload, open_ping
 from coop.ingest.models import Ping
-from coop.timeutil import rfc3339, utcnow
+from coop.kit.crypto import DataKey
+from coop.kit.db import session_scope
+from coop.kit.timeutil import rfc3339, utcnow
 from migrations.seed import POLICY_VERSION
 from tests.factories import Caller, make_account
 

@@ -16,14 +16,14 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from aggregation.models import Release, ReleaseContribution
 from coop.accounts.models import MemberKey, Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
+from coop.kit.timeutil import utcnow
 from coop.ledger.guard import append_only_guards_lifted
 from coop.ledger.schemas import EntryPublic
 from coop.ledger.service import receive_licence_payment
 from coop.licensing.models import Licence, LicenceRequest
-from coop.timeutil import utcnow
+from coop.releases.models import Release, ReleaseContribution
 from tests.factories import Caller, make_account
 
 DATASET: dict[str, Any] = {"resolution": 9, "time_bucket": "day", "start": "2026-01-01", "end": "2026-02-01",

@@ -15,10 +15,10 @@ from sqlmodel import select
 
 from consent.models import ConsentEvent
 from coop.accounts.models import Account, MemberKey, Role
-from coop.db import session_scope
 from coop.ingest.models import Ping
+from coop.kit.db import session_scope
+from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence, LicenceRequest
-from coop.timeutil import utcnow
 from tests.factories import Caller, make_account
 
 TRANSPORT = "transport-planning"

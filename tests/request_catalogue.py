@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from coop.timeutil import utcnow
+from coop.kit.timeutil import utcnow
 from tests.licensing_factories import request_body
 from tests.route_table import RouteInfo
 from tests.world import BOARD, MEMBER, MODELLER, PURPOSE, SEED_PING_PLACE, World, dataset_day, ping_batch

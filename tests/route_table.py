@@ -26,8 +26,8 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.deps import REQUIRED_ROLES_ATTRIBUTE
 from coop.accounts.models import Role
-from coop.crypto import b64url
-from coop.settings import Settings
+from coop.kit.crypto import b64url
+from coop.kit.settings import Settings
 
 ALL_ROLES = frozenset(Role)
 PATH_PARAMETER = re.compile(r"{([^}:]+)(?::[^}]*)?}")

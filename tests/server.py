@@ -24,7 +24,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from coop.db import is_sqlite
+from coop.kit.db import is_sqlite
 from tests.world import PURPOSE
 
 START_TIMEOUT_S = 60.0

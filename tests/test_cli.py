@@ -7,9 +7,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from coop import settings as settings_module
 from coop.cli import main
-from coop.settings import Settings
+from coop.kit import settings as settings_module
+from coop.kit.settings import Settings
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("COOP_DATABASE_URL", settings.resolved_database_url)
     monkeypatch.setenv("COOP_DATA_DIR", str(settings.data_dir))
     settings_module.get_settings.cache_clear()
-    from coop.crypto import get_keyring
+    from coop.kit.crypto import get_keyring
 
     get_keyring.cache_clear()
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from coop.accounts.models import MemberKey, Role
 from coop.ingest.models import Ping
-from coop.timeutil import utcnow
+from coop.kit.timeutil import utcnow
 from tests.concurrency import Call, race
 from tests.factories import Caller, make_account
 from tests.figures import count

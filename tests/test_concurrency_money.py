@@ -20,10 +20,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from coop.accounts.models import Role
+from coop.kit.timeutil import utcnow
 from coop.ledger.models import LedgerEntry, LedgerPosting
 from coop.ledger.verify import verify_chain
 from coop.licensing.models import Licence, LicencePayment, LicenceRequest, Vote
-from coop.timeutil import utcnow
 from tests.concurrency import Call, race
 from tests.factories import Caller, make_account
 from tests.ledger_factories import make_licence, make_release, noon, pay_licence

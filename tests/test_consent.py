@@ -21,8 +21,8 @@ from consent.models import AppendOnlyViolation, ConsentEvent
 from consent.service import set_consent, withdraw_all
 from consent.state import consent_intervals, gives_any_purpose, latest_events
 from coop.accounts.models import Role
-from coop.db import session_scope
-from coop.timeutil import as_utc
+from coop.kit.db import session_scope
+from coop.kit.timeutil import as_utc
 from tests.factories import Caller, make_account, sign_up_member
 
 PURPOSE = "transport-planning"

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
-from coop.crypto import Keyring, b64url, b64url_decode
+from coop.kit.crypto import Keyring, b64url, b64url_decode
 from tests.factories import make_account, sign_up_member
 from tests.test_consent import PURPOSE, put_consent
 

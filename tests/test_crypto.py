@@ -8,8 +8,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from coop.crypto import DecryptionError, load_keyring
-from coop.settings import Settings
+from coop.kit.crypto import DecryptionError, load_keyring
+from coop.kit.settings import Settings
 
 
 def test_key_files_are_created_once_with_mode_0600(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_key_files_are_created_once_with_mode_0600(tmp_path: Path) -> None:
 
 
 def test_keys_from_the_environment_take_precedence(tmp_path: Path) -> None:
-    from coop.crypto import b64url
+    from coop.kit.crypto import b64url
 
     settings = Settings(data_dir=tmp_path, master_key=b64url(b"m" * 32), signing_key=b64url(b"s" * 32))
     keyring = load_keyring(settings)
@@ -50,7 +50,7 @@ def test_jws_verifies_with_pyjwt_and_detects_tampering(tmp_path: Path) -> None:
     key = jwt.PyJWK(keyring.jwks()["keys"][0]).key
     assert jwt.api_jws.PyJWS().decode(token, key=key, algorithms=["EdDSA"]) == b'{"amount_pence":100}'
     header, _payload, signature = token.split(".")
-    from coop.crypto import b64url
+    from coop.kit.crypto import b64url
 
     forged_payload = b64url(b'{"amount_pence":999}')
     forged = f"{header}.{forged_payload}.{signature}"

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from coop.accounts.models import Role
+from coop.kit.settings import Settings
 from coop.licensing.schemas import DatasetSpec
-from coop.settings import Settings
 from tests.factories import Caller, make_account
 from tests.licensing_factories import VALID_DATASET, request_body
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from coop.db import read_snapshot, session_scope
+from coop.kit.db import read_snapshot, session_scope
 from migrations.seed import purpose_table
 
 
@@ -26,7 +26,7 @@ def test_settings_refuse_a_k_floor_below_two() -> None:
     import pytest
     from pydantic import ValidationError
 
-    from coop.settings import Settings
+    from coop.kit.settings import Settings
 
     with pytest.raises(ValidationError):
         Settings(k_floor=1)

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from coop.demo.loader import database_is_empty, load_demo
-from coop.settings import Settings
+from coop.kit.settings import Settings
 
 
 def test_the_demo_tells_the_whole_story(settings: Settings) -> None:

@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from sqlmodel import Session
 
 from coop.accounts.models import Account
-from coop.db import session_scope
-from coop.errors import Forbidden
 from coop.ingest.service import ingest_pings
+from coop.kit.db import session_scope
+from coop.kit.errors import Forbidden
 from coop.rights.erasure import erase_member
 from tests.ingest_support import consenting_member, count_all_pings, ping
 

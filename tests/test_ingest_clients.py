@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
-from coop.timeutil import utcnow
+from coop.kit.timeutil import utcnow
 from tests.factories import Caller, make_account
 from tests.ingest_support import consenting_member, count_all_pings, stored_pings
 

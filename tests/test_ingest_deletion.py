@@ -14,9 +14,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from consent.zones import ZoneGeometry, distance_m
-from coop.db import session_scope
 from coop.ingest.cells import descendant_range, zone_cell_ranges, zone_disk
 from coop.ingest.service import delete_member_pings, delete_pings_in_zone
+from coop.kit.db import session_scope
 from tests.ingest_support import consenting_member, member_secrets, ping, stored_pings
 
 

@@ -13,7 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from coop.settings import Settings
+from coop.kit.settings import Settings
 from tests.ingest_support import consenting_member, count_all_pings, ping, stored_pings
 
 JSON_HEADERS = {"Content-Type": "application/json"}

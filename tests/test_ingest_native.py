@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from h3.api import basic_int
 
 from coop.accounts.models import Role
-from coop.db import session_scope
 from coop.ingest import repository
 from coop.ingest.models import Ping
-from coop.timeutil import rfc3339, utcnow
+from coop.kit.db import session_scope
+from coop.kit.timeutil import rfc3339, utcnow
 from tests.factories import make_account
 from tests.ingest_support import (
     add_zone,
@@ -271,8 +271,8 @@ def test_coordinates_are_not_readable_in_the_database(client: TestClient, app: F
 
 
 def test_a_blob_moved_to_another_row_does_not_decrypt(client: TestClient, app: FastAPI) -> None:
-    from coop.crypto import DecryptionError
     from coop.ingest.codec import open_ping
+    from coop.kit.crypto import DecryptionError
     from tests.ingest_support import member_secrets
 
     member = consenting_member(app)

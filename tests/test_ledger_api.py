@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from coop import settings as settings_module
 from coop.accounts.models import Role
 from coop.cli import main
+from coop.kit import settings as settings_module
+from coop.kit.pagination import encode_cursor
+from coop.kit.settings import Settings
 from coop.ledger.models import LedgerEntry
 from coop.licensing.models import Licence, LicencePayment
-from coop.pagination import encode_cursor
-from coop.settings import Settings
 from tests.factories import Caller, make_account
 from tests.ledger_factories import make_licence, tamper
 

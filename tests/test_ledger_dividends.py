@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from coop.accounts.models import Account, MemberKey, Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
 from coop.ledger.models import LedgerEntry, LedgerPosting
 from coop.ledger.verify import verify_chain
 from tests.factories import Caller, make_account

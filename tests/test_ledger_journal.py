@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from coop.accounts.models import Role
-from coop.crypto import canonical_json
-from coop.db import session_scope
+from coop.kit.crypto import canonical_json
+from coop.kit.db import session_scope
 from coop.ledger.chart import CASH, LICENCE_INCOME, LICENCE_RECEIVABLES, RESERVE, member_account_code
 from coop.ledger.journal import GENESIS_HASH, InvalidPosting, PostedEntry, entry_document, post_entry
 from coop.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting

@@ -11,10 +11,10 @@ from sqlmodel import select
 
 from api.app import create_app
 from coop.accounts.models import Role
-from coop.audit import AuditEvent
-from coop.db import session_scope
+from coop.kit.audit import AuditEvent
+from coop.kit.db import session_scope
+from coop.kit.settings import Settings
 from coop.licensing.models import Licence, Vote
-from coop.settings import Settings
 from tests.factories import make_account
 from tests.licensing_factories import board_members, submit, vote
 

@@ -12,9 +12,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
+from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence
-from coop.timeutil import utcnow
 from tests.factories import make_account
 from tests.licensing_factories import VALID_DATASET, approved_licence, board_members
 

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
 from coop.accounts.models import Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
 from coop.licensing.models import Licence, Vote
 from tests.factories import Caller, make_account
 from tests.licensing_factories import board_members, submit

@@ -28,13 +28,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.app import create_app
-from coop.crypto import b64url
-from coop.db import is_sqlite, make_engine
-from coop.errors import InvalidInput
+from coop.kit.crypto import b64url
+from coop.kit.db import is_sqlite, make_engine
+from coop.kit.errors import InvalidInput
+from coop.kit.pagination import encode_cursor, keyset_page
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 from coop.ledger.models import LedgerEntry
-from coop.pagination import encode_cursor, keyset_page
-from coop.settings import Settings
-from coop.timeutil import utcnow
 from tests.factories import make_account
 from tests.figures import count
 from tests.request_catalogue import fill_path, path_values

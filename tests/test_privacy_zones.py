@@ -15,8 +15,8 @@ from consent.privacy_zones import MAX_ZONES_PER_MEMBER, delete_member_zones, mem
 from consent.zones import ZoneGeometry, in_any_zone, open_zone
 from coop.accounts.models import Role
 from coop.accounts.service import data_key_for, member_key_for
-from coop.crypto import DecryptionError
-from coop.db import session_scope
+from coop.kit.crypto import DecryptionError
+from coop.kit.db import session_scope
 from tests.factories import Caller, make_account, sign_up_member
 
 HOME: dict[str, Any] = {"lat": 53.408371, "lng": -2.991573, "radius_m": 250, "label": "Home on Bold Street"}

@@ -23,7 +23,7 @@ def test_healthz_and_readyz(client: TestClient) -> None:
 
 def test_readyz_is_503_when_the_database_does_not_answer(settings: object, tmp_path: object) -> None:
     from api.app import create_app
-    from coop.settings import Settings
+    from coop.kit.settings import Settings
 
     assert isinstance(settings, Settings)
     broken = settings.model_copy(update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})

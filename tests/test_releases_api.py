@@ -16,13 +16,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from aggregation.models import Release
 from api.app import create_app
 from coop.accounts.models import Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence
-from coop.settings import Settings
-from coop.timeutil import utcnow
+from coop.releases.models import Release
 from tests.factories import Caller, make_account
 from tests.release_factories import at, cell10, consent_event, make_licence, make_member, pings
 from tests.release_helpers import built_release, release_rows, request_release

@@ -9,11 +9,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop import settings as settings_module
 from coop.accounts.models import Role
 from coop.cli import main
-from coop.crypto import get_keyring
-from coop.settings import Settings
+from coop.kit import settings as settings_module
+from coop.kit.crypto import get_keyring
+from coop.kit.settings import Settings
 from tests.factories import make_account
 from tests.rights_support import consenting_member, send_pings
 from tests.test_rights_pings import minute_pings

@@ -11,11 +11,11 @@ from sqlmodel import col, select
 from consent.models import ConsentEvent, PrivacyZone
 from consent.state import latest_states
 from coop.accounts.models import Account, MemberKey
-from coop.audit import AuditEvent
-from coop.crypto import DataKey, DecryptionError
-from coop.db import session_scope
 from coop.ingest.codec import open_ping, ping_aad
 from coop.ingest.models import Ping
+from coop.kit.audit import AuditEvent
+from coop.kit.crypto import DataKey, DecryptionError
+from coop.kit.db import session_scope
 from coop.ledger.journal import member_balance
 from coop.ledger.models import DividendAllocation, LedgerPosting
 from coop.rights.erasure import ERASED_ACTION, erase_member

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from coop.accounts.models import ApiToken, Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
 from coop.rights.schemas import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from tests.factories import Caller, make_account, sign_up_member
 from tests.ledger_factories import make_licence, make_release

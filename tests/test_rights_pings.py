@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.crypto import b64url
+from coop.kit.crypto import b64url
 from tests.rights_support import (
     all_json_pings,
     assert_same_pings,

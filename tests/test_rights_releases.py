@@ -8,9 +8,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from aggregation.models import ReleaseContribution
 from coop.accounts.models import MemberKey, Role
-from coop.db import session_scope
+from coop.kit.db import session_scope
+from coop.releases.models import ReleaseContribution
 from tests.factories import make_account
 from tests.release_factories import consent_event, make_licence, make_member
 from tests.release_helpers import built_release, release_rows

@@ -14,11 +14,11 @@ from sqlalchemy.engine import Engine
 from starlette.requests import ClientDisconnect
 
 from coop.accounts.models import Role
-from coop.db import session_scope
 from coop.ingest.cells import cell_of
 from coop.ingest.codec import seal_ping
 from coop.ingest.repository import insert_pings
 from coop.ingest.validation import CleanPing
+from coop.kit.db import session_scope
 from tests.factories import Caller, make_account
 from tests.ingest_support import member_secrets
 

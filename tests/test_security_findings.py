@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
-from coop.timeutil import utcnow
+from coop.kit.timeutil import utcnow
 from tests.factories import make_account
 from tests.licensing_factories import submit
 from tests.world import PURPOSE, ping_batch

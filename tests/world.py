@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from coop.accounts.models import Role
-from coop.timeutil import utcnow
+from coop.kit.timeutil import utcnow
 from tests.factories import Caller, make_account
 from tests.ledger_factories import make_release, noon, pay_licence
 from tests.licensing_factories import request_body, vote

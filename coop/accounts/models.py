@@ -13,7 +13,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from coop.db import UTCDateTime
+from coop.kit.db import UTCDateTime
 
 
 class Role(StrEnum):

@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 
 from coop.accounts.models import Account, ApiToken, MemberKey, Role
 from coop.accounts.tokens import hash_token, new_token, same_hash
-from coop.crypto import DataKey, Keyring
-from coop.errors import Conflict, NotFound, Unauthenticated
-from coop.pagination import keyset_page
-from coop.timeutil import utcnow
+from coop.kit.crypto import DataKey, Keyring
+from coop.kit.errors import Conflict, NotFound, Unauthenticated
+from coop.kit.pagination import keyset_page
+from coop.kit.timeutil import utcnow
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from aggregation.builder import release_dir
-from aggregation.models import Release
 from coop.accounts.models import Account
-from coop.crypto import Keyring, load_keyring
-from coop.db import engine_for, session_scope
 from coop.demo.story import DemoResult, run_story
-from coop.settings import Settings
+from coop.kit.crypto import Keyring, load_keyring
+from coop.kit.db import engine_for, session_scope
+from coop.kit.settings import Settings
+from coop.releases.builder import release_dir
+from coop.releases.models import Release
 
 DEFAULT_SIZE = 2500
 DEFAULT_SEED = 2026

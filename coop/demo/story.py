@@ -20,24 +20,24 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from aggregation.builder import BuildContext, build_release
-from aggregation.models import Release
-from aggregation.service import request_release
 from consent.privacy_zones import create_zone
 from consent.service import set_collection_paused, set_consent
 from consent.zones import ZoneGeometry
 from coop.accounts.models import Account, Role
 from coop.accounts.service import Principal, create_account
-from coop.crypto import Keyring
-from coop.db import session_scope
 from coop.demo.population import Resident, make_population, pings_for_day
 from coop.ingest.service import ingest_pings
+from coop.kit.crypto import Keyring
+from coop.kit.db import session_scope
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 from coop.ledger.dividends import declare_dividend
 from coop.ledger.postings import record_licence_payment
 from coop.licensing.schemas import DatasetSpecCreate, LicenceRequestCreate, VoteCreate
 from coop.licensing.service import cast_vote, submit_request
-from coop.settings import Settings
-from coop.timeutil import utcnow
+from coop.releases.builder import BuildContext, build_release
+from coop.releases.models import Release
+from coop.releases.service import request_release
 from migrations.seed import POLICY_VERSION
 
 LICENCE_FEE_PENCE = 250_000

@@ -14,7 +14,7 @@ import math
 from h3.api import basic_int
 
 from consent.zones import ZoneGeometry
-from coop.settings import FINEST_RESOLUTION
+from coop.kit.settings import FINEST_RESOLUTION
 
 _RES_SHIFT = 52
 _RES_MASK = 0xF << _RES_SHIFT

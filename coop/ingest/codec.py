@@ -15,8 +15,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coop.crypto import DataKey
 from coop.ingest.validation import CleanPing
+from coop.kit.crypto import DataKey
 
 FORMAT_VERSION = 1
 OPTIONAL_FIELDS = ("accuracy_m", "speed_mps", "altitude_m", "heading_deg", "battery")

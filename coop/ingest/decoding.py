@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import msgspec
 
-from coop.errors import InvalidInput
 from coop.ingest.validation import (
     ACCURACY_TOO_POOR,
     ALTITUDE_MAX_M,
@@ -36,6 +35,7 @@ from coop.ingest.validation import (
     parse_ts_ms,
     validate_pings,
 )
+from coop.kit.errors import InvalidInput
 
 _JSON = msgspec.json.Decoder()
 

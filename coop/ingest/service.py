@@ -24,8 +24,6 @@ from consent.state import gives_any_purpose
 from consent.zones import ZoneGeometry, distance_m, in_any_zone
 from coop.accounts.models import Account, MemberKey
 from coop.accounts.service import data_key_for
-from coop.crypto import DataKey, DecryptionError, Keyring
-from coop.errors import Forbidden, InvalidInput
 from coop.ingest import repository
 from coop.ingest.cells import cell_of, zone_cell_ranges, zone_disk
 from coop.ingest.clients import overland_locations, owntracks_locations
@@ -33,8 +31,10 @@ from coop.ingest.codec import open_ping, seal_pings
 from coop.ingest.decoding import decode_json, decode_native_batch, require_batch_size
 from coop.ingest.schemas import DroppedCounts, IngestResult, OverlandResult, RejectedPing
 from coop.ingest.validation import CleanPing, Rejection, Window, validate_pings
-from coop.settings import Settings
-from coop.timeutil import utcnow
+from coop.kit.crypto import DataKey, DecryptionError, Keyring
+from coop.kit.errors import Forbidden, InvalidInput
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 
 
 def _window(settings: Settings, now: datetime | None) -> Window:

@@ -21,16 +21,16 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from coop.audit import record_audit
-from coop.errors import Conflict, InvalidInput, NotFound
+from coop.kit.audit import record_audit
+from coop.kit.errors import Conflict, InvalidInput, NotFound
+from coop.kit.pagination import keyset_page
+from coop.kit.timeutil import utcnow
 from coop.ledger import repository
 from coop.ledger.allocation import allocate_largest_remainder
 from coop.ledger.chart import LICENCE_INCOME, RESERVE, member_account_code
 from coop.ledger.journal import lock_ledger, post_entry
 from coop.ledger.models import Dividend, DividendAllocation
 from coop.ledger.schemas import AllocationPublic, DividendPublic
-from coop.pagination import keyset_page
-from coop.timeutil import utcnow
 
 KIND_DIVIDEND = "dividend"
 BPS = 10_000

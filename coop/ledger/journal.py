@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from coop.accounts.models import Account
-from coop.crypto import canonical_json
+from coop.kit.crypto import canonical_json
+from coop.kit.timeutil import as_utc, rfc3339, utcnow
 from coop.ledger.chart import CHART, LIABILITY, member_account_code, member_id_of
 from coop.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
-from coop.timeutil import as_utc, rfc3339, utcnow
 
 GENESIS_HASH = "0" * 64
 LEDGER_LOCK_KEY = 0x636F6F702D6C6467

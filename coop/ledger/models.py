@@ -12,7 +12,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from coop.db import UTCDateTime
+from coop.kit.db import UTCDateTime
 
 
 class LedgerAccount(SQLModel, table=True):

@@ -13,13 +13,13 @@ import uuid
 from sqlmodel import Session, col, select
 
 from coop.accounts.models import Account, Role
-from coop.audit import record_audit
-from coop.errors import Conflict, NotFound
+from coop.kit.audit import record_audit
+from coop.kit.errors import Conflict, NotFound
+from coop.kit.timeutil import utcnow
 from coop.ledger.chart import CASH, member_account_code
 from coop.ledger.journal import lock_ledger, member_balance, post_entry
 from coop.ledger.models import Dividend, DividendAllocation, Payout
 from coop.ledger.schemas import PayoutPublic, StatementDividend, StatementPublic
-from coop.timeutil import utcnow
 
 KIND_PAYOUT = "payout"
 

@@ -14,12 +14,12 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from coop.audit import record_audit
-from coop.errors import Conflict, NotFound
+from coop.kit.audit import record_audit
+from coop.kit.errors import Conflict, NotFound
+from coop.kit.timeutil import as_utc, utcnow
 from coop.ledger.chart import CASH, LICENCE_INCOME, LICENCE_RECEIVABLES
 from coop.ledger.journal import PostedEntry, lock_ledger, post_entry
 from coop.licensing.models import Licence, LicencePayment
-from coop.timeutil import as_utc, utcnow
 
 KIND_LICENCE_INVOICE = "licence-invoice"
 KIND_LICENCE_PAYMENT = "licence-payment"

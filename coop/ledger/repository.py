@@ -7,11 +7,11 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from aggregation.models import Release, ReleaseContribution
 from coop.accounts.models import MemberKey
+from coop.kit.timeutil import date_start
 from coop.ledger.models import Dividend, LedgerPosting
 from coop.licensing.models import LicencePayment
-from coop.timeutil import date_start
+from coop.releases.models import Release, ReleaseContribution
 
 READY = "ready"
 

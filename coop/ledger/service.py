@@ -13,16 +13,16 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from coop.crypto import Keyring
-from coop.errors import InvalidInput
+from coop.kit.crypto import Keyring
+from coop.kit.errors import InvalidInput
+from coop.kit.pagination import decode_cursor, keyset_page
+from coop.kit.timeutil import rfc3339, utcnow
 from coop.ledger import repository
 from coop.ledger.journal import MAX_SEQ, PostedEntry, ledger_head
 from coop.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from coop.ledger.postings import record_licence_payment
 from coop.ledger.schemas import AccountPublic, EntryPublic, HeadPublic, PostingPublic, VerifyPublic
 from coop.ledger.verify import verify_chain
-from coop.pagination import decode_cursor, keyset_page
-from coop.timeutil import rfc3339, utcnow
 
 
 def posted_entry_public(entry: PostedEntry) -> EntryPublic:

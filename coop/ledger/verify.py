@@ -7,7 +7,7 @@ entry failing any check is ``first_bad_seq``; counting continues to the end.
 
 Speed: entries and postings are read straight from the driver as two streams ordered by seq and
 merged here (no ORM objects, no per-row SQLAlchemy processing); the canonical JSON of an entry is
-spelled out by :func:`canonical_entry_json` (the same bytes as ``coop.crypto.canonical_json``,
+spelled out by :func:`canonical_entry_json` (the same bytes as ``coop.kit.crypto.canonical_json``,
 property-tested) instead of building dicts and sorting keys.
 """
 
@@ -48,7 +48,7 @@ def canonical_entry_json(*, seq: int, entry_id: str, at: str, kind: str, memo: s
 
 
 def _rfc3339(value: datetime) -> str:
-    """As ``coop.timeutil.rfc3339``; a naive value (SQLite) is UTC already."""
+    """As ``coop.kit.timeutil.rfc3339``; a naive value (SQLite) is UTC already."""
     if value.tzinfo is None:
         return value.isoformat() + "Z"
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,7 +1,7 @@
 """Reading the audit trail (board only): every recorded decision, oldest first, keyset-paginated.
 
-Invariant: read-only; events are written only by ``coop.audit.record_audit`` and never change. A
-member's private actions (``coop.audit.MEMBER_PRIVATE_ACTION_PREFIXES``) are not governance and never
+Invariant: read-only; events are written only by ``coop.kit.audit.record_audit`` and never change. A
+member's private actions (``coop.kit.audit.MEMBER_PRIVATE_ACTION_PREFIXES``) are not governance and never
 appear here.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from coop.audit import MEMBER_PRIVATE_ACTION_PREFIXES, AuditEvent
+from coop.kit.audit import MEMBER_PRIVATE_ACTION_PREFIXES, AuditEvent
+from coop.kit.pagination import keyset_page
 from coop.licensing.schemas import AuditEventPublic
-from coop.pagination import keyset_page
 
 
 def list_audit_events(session: Session, *, subject_id: str | None, limit: int,

@@ -16,12 +16,12 @@ from typing import Any
 from sqlmodel import Session
 
 from consent.models import Purpose
-from coop.audit import record_audit
-from coop.crypto import Keyring
+from coop.kit.audit import record_audit
+from coop.kit.crypto import Keyring
+from coop.kit.settings import Settings
+from coop.kit.timeutil import rfc3339
 from coop.ledger.postings import post_licence_invoice
 from coop.licensing.models import Licence, LicenceRequest
-from coop.settings import Settings
-from coop.timeutil import rfc3339
 
 DOCUMENT_TYPE = "coop-data-licence"
 DOCUMENT_SCHEMA_VERSION = "1"

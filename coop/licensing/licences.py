@@ -15,13 +15,13 @@ from sqlmodel import Session
 
 from coop.accounts.models import Role
 from coop.accounts.service import Principal
-from coop.audit import record_audit
-from coop.errors import Conflict, NotFound
+from coop.kit.audit import record_audit
+from coop.kit.errors import Conflict, NotFound
+from coop.kit.timeutil import utcnow
 from coop.licensing import repository
 from coop.licensing.models import Licence
 from coop.licensing.schemas import DatasetSpec, LicencePublic, LicenceStatus
 from coop.licensing.status import licence_status
-from coop.timeutil import utcnow
 
 
 def licence_public(licence: Licence, *, now: datetime) -> LicencePublic:

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from coop.db import UTCDateTime
+from coop.kit.db import UTCDateTime
 
 
 class LicenceRequest(SQLModel, table=True):

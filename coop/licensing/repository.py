@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
+from coop.kit.pagination import keyset_page
 from coop.licensing.models import Licence, LicenceRequest, Vote
-from coop.pagination import keyset_page
 
 
 def lock_request(session: Session, request_id: str) -> LicenceRequest | None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from coop.settings import COARSEST_RESOLUTION, FINEST_RESOLUTION
+from coop.kit.settings import COARSEST_RESOLUTION, FINEST_RESOLUTION
 
 TimeBucket = Literal["hour", "day", "week"]
 RequestStatus = Literal["submitted", "approved", "rejected", "withdrawn"]

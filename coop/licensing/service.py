@@ -11,7 +11,7 @@ Invariants:
   issued in the same transaction (``issuance.issue_licence``); counted rejections reaching the
   quorum reject it.
 - A modeller sees only their own requests (another's is a 404); the board sees all.
-- Every decision is in the audit trail (``coop.audit``).
+- Every decision is in the audit trail (``coop.kit.audit``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from sqlmodel import Session
 from consent.models import Purpose
 from coop.accounts.models import Role
 from coop.accounts.service import Principal
-from coop.audit import record_audit
-from coop.crypto import Keyring
-from coop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from coop.kit.audit import record_audit
+from coop.kit.crypto import Keyring
+from coop.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 from coop.licensing import repository
 from coop.licensing.issuance import issue_licence
 from coop.licensing.models import LicenceRequest, Vote
@@ -43,8 +45,6 @@ from coop.licensing.schemas import (
     VoteCreate,
     VotePublic,
 )
-from coop.settings import Settings
-from coop.timeutil import utcnow
 
 SUBMITTED, APPROVED, REJECTED, WITHDRAWN = "submitted", "approved", "rejected", "withdrawn"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from coop.kit.timeutil import as_utc, utcnow
 from coop.licensing.models import Licence
-from coop.timeutil import as_utc, utcnow
 
 ACTIVE, REVOKED, EXPIRED = "active", "revoked", "expired"
 

@@ -23,12 +23,12 @@ from consent.privacy_zones import delete_member_zones
 from consent.service import withdraw_all
 from coop.accounts.models import Account, MemberKey
 from coop.accounts.service import revoke_all_tokens
-from coop.audit import record_audit
-from coop.crypto import Keyring
-from coop.errors import NotFound
 from coop.ingest.service import delete_member_pings
+from coop.kit.audit import record_audit
+from coop.kit.crypto import Keyring
+from coop.kit.errors import NotFound
+from coop.kit.timeutil import rfc3339, utcnow
 from coop.rights.schemas import ErasurePublic
-from coop.timeutil import rfc3339, utcnow
 
 ERASED_ACTION = "member.erased"
 

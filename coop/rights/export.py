@@ -20,25 +20,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from aggregation.service import member_usage
 from consent.models import ConsentEvent
 from consent.privacy_zones import list_zones
 from consent.service import list_consents
 from consent.state import event_order
 from coop.accounts.models import Account, ApiToken
-from coop.audit import AuditEvent
-from coop.crypto import Keyring
-from coop.db import read_snapshot
-from coop.errors import NotFound
+from coop.kit.audit import AuditEvent
+from coop.kit.crypto import Keyring
+from coop.kit.db import read_snapshot
+from coop.kit.errors import NotFound
+from coop.kit.pagination import MAX_LIMIT
+from coop.kit.timeutil import rfc3339, utcnow
 from coop.ledger.chart import member_account_code
 from coop.ledger.models import LedgerEntry, LedgerPosting
 from coop.ledger.payouts import member_statement
-from coop.pagination import MAX_LIMIT
+from coop.releases.service import member_usage
 from coop.rights.formats import json_array_chunks
 from coop.rights.pings import MemberPings, ping_batches
 from coop.rights.schemas import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from coop.rights.timerange import TimeRange
-from coop.timeutil import rfc3339, utcnow
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 

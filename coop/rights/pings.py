@@ -23,12 +23,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from coop.accounts.service import data_key_for, member_key_for
-from coop.crypto import DataKey, Keyring
-from coop.db import read_snapshot
-from coop.errors import InvalidInput, NotFound
 from coop.ingest.codec import PingPayload, open_ping
 from coop.ingest.models import Ping
-from coop.pagination import Page, decode_cursor, encode_cursor
+from coop.kit.crypto import DataKey, Keyring
+from coop.kit.db import read_snapshot
+from coop.kit.errors import InvalidInput, NotFound
+from coop.kit.pagination import Page, decode_cursor, encode_cursor
 from coop.rights.schemas import PingPublic
 from coop.rights.timerange import TimeRange
 

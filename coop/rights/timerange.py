@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
-from coop.errors import InvalidInput
+from coop.kit.errors import InvalidInput
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_SECONDS = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,9})?$")

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, create_engine
 
-from coop.settings import get_settings
-from coop.timeutil import as_utc
+from coop.kit.settings import get_settings
+from coop.kit.timeutil import as_utc
 
 
 class UTCDateTime(TypeDecorator[datetime]):

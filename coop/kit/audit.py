@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel
 
-from coop.db import UTCDateTime
-from coop.timeutil import utcnow
+from coop.kit.db import UTCDateTime
+from coop.kit.timeutil import utcnow
 
 MEMBER_PRIVATE_ACTION_PREFIXES = ("privacy_zone.", "collection.")
 

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from coop.crypto import canonical_json
-from coop.errors import Conflict, InvalidInput
-from coop.idempotency_models import IdempotencyRecord
-from coop.timeutil import utcnow
+from coop.kit.crypto import canonical_json
+from coop.kit.errors import Conflict, InvalidInput
+from coop.kit.idempotency_models import IdempotencyRecord
+from coop.kit.timeutil import utcnow
 
 MAX_KEY_LENGTH = 200
 

@@ -24,20 +24,20 @@ from sqlmodel import Session, col
 
 import coop.models  # noqa: F401  (every table registered, so the ORM resolves foreign keys in a bare worker)
 from aggregation.kanon import Aggregate, aggregate
-from aggregation.manifest import sign_manifest
-from aggregation.models import Release, ReleaseContribution
 from aggregation.periods import Period
 from aggregation.preview import PreviewInfo, render_preview
-from aggregation.snapshot import FINEST_RESOLUTION, read_snapshot
 from aggregation.spec import DatasetSpec, restrict_to_region
 from aggregation.writers import CSV_NAME, GEOJSON_NAME, PREVIEW_NAME, printable_rows, write_csv, write_geojson
 from consent.models import Purpose
-from coop.crypto import Keyring
-from coop.db import session_scope
+from coop.kit.crypto import Keyring
+from coop.kit.db import session_scope
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
-from coop.settings import Settings
-from coop.timeutil import utcnow
+from coop.releases.manifest import sign_manifest
+from coop.releases.models import Release, ReleaseContribution
+from coop.releases.snapshot import FINEST_RESOLUTION, read_snapshot
 
 log = logging.getLogger("coop.releases")
 

@@ -1,4 +1,4 @@
-"""Stored responses of POSTs made with an ``Idempotency-Key`` (see ``coop.idempotency``)."""
+"""Stored responses of POSTs made with an ``Idempotency-Key`` (see ``coop.kit.idempotency``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from coop.db import UTCDateTime
+from coop.kit.db import UTCDateTime
 
 
 class IdempotencyRecord(SQLModel, table=True):

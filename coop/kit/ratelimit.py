@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 
-from coop.errors import RateLimited
+from coop.kit.errors import RateLimited
 
 
 class SlidingWindowLimiter:

@@ -12,10 +12,12 @@ from typing import Annotated
 from fastapi import Depends, Query
 
 from api.deps import BoardCaller, KeyringDep, ModellerCaller, SessionDep, SettingsDep, require_roles
+from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from coop.accounts.models import Role
 from coop.accounts.service import Principal
+from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.licensing import audit_trail, licences, service
 from coop.licensing.schemas import (
     AuditEventPublic,
@@ -27,7 +29,6 @@ from coop.licensing.schemas import (
     VoteCast,
     VoteCreate,
 )
-from coop.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 
 router = domain_router(tag="licences")
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from coop.settings import Settings, get_settings
+from coop.kit.settings import Settings, get_settings
 
 NONCE_BYTES = 12
 

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from aggregation.builder import BuildContext, build_release
-from aggregation.models import Release
-from coop.db import session_scope
+from coop.kit.db import session_scope
+from coop.releases.builder import BuildContext, build_release
+from coop.releases.models import Release
 
 INTERRUPTED = "the build was interrupted (the server stopped); request the period again"
 

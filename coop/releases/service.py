@@ -15,21 +15,21 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from aggregation.builder import release_dir
-from aggregation.models import Release, ReleaseContribution, ReleaseDownload
 from aggregation.periods import Period, is_aligned
-from aggregation.schemas import UsagePublic
 from aggregation.spec import DatasetSpec
 from aggregation.writers import DATA_FILES, PREVIEW_NAME
 from coop.accounts.models import MemberKey, Role
 from coop.accounts.service import Principal
-from coop.audit import record_audit
-from coop.errors import Conflict, Forbidden, InvalidInput, NotFound
+from coop.kit.audit import record_audit
+from coop.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
+from coop.kit.pagination import keyset_page
+from coop.kit.settings import Settings
+from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
-from coop.pagination import keyset_page
-from coop.settings import Settings
-from coop.timeutil import utcnow
+from coop.releases.builder import release_dir
+from coop.releases.models import Release, ReleaseContribution, ReleaseDownload
+from coop.releases.schemas import UsagePublic
 
 
 def _visible(caller: Principal, licence: Licence) -> bool:

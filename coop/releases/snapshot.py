@@ -32,8 +32,8 @@ from aggregation.consent_windows import ConsentChange, Window, consent_windows
 from aggregation.counting import count_pings, windows_frame
 from aggregation.kanon import COUNT_SCHEMA, sum_counts
 from aggregation.periods import Period, TimeBucket
-from coop.db import is_sqlite
-from coop.timeutil import as_utc
+from coop.kit.db import is_sqlite
+from coop.kit.timeutil import as_utc
 
 FINEST_RESOLUTION = 10
 _PACK_GROUPS = 16

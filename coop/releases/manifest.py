@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aggregation.models import Release
-from coop.crypto import Keyring, b64url_decode
+from coop.kit.crypto import Keyring, b64url_decode
+from coop.kit.timeutil import rfc3339
 from coop.licensing.models import Licence
-from coop.timeutil import rfc3339
+from coop.releases.models import Release
 
 
 def manifest_payload(release: Release, licence: Licence) -> dict[str, Any]:

@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from fastapi import Query
 from pydantic import BaseModel
 from sqlmodel import Session
 from sqlmodel.sql.expression import SelectOfScalar
 
-from coop.crypto import b64url, b64url_decode
-from coop.errors import InvalidInput
-from coop.timeutil import as_utc
+from coop.kit.crypto import b64url, b64url_decode
+from coop.kit.errors import InvalidInput
+from coop.kit.timeutil import as_utc
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,8 +27,6 @@ R = TypeVar("R")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1..1000)")]
-CursorQuery = Annotated[str | None, Query(max_length=500, description="From the previous page's next_cursor")]
 
 
 class Page(BaseModel, Generic[T]):

@@ -1,0 +1,1 @@
+"""The releases domain: release tables, the service, the builder and its worker, download log."""
