@@ -76,7 +76,7 @@ def token_from_basic_auth(request: Request) -> str | None:
 
 REQUIRED_ROLES_ATTRIBUTE = "required_roles"
 """Every authorising dependency carries the roles it admits (empty: any account) under this name, so the
-route table can be read back (tests/route_table.py builds the authorisation matrix from it)."""
+route table can be read back (tests/support/routes.py builds the authorisation matrix from it)."""
 
 
 def declares_roles(*roles: Role) -> Callable[[AuthDependency], AuthDependency]:

@@ -104,7 +104,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the reliability figures (fuzzing, authorisation matrix, concurrency, crashes) when collected."""
-    from tests.figures import summary_lines
+    from tests.support.figures import summary_lines
 
     lines = summary_lines()
     if lines:
