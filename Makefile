@@ -22,6 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy coop api consent aggregation migrations tests scripts $(wildcard bench)
 
 bench: $(STAMP)

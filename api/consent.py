@@ -27,6 +27,7 @@ from consent.schemas import (
 )
 from consent.zones import ZoneGeometry
 from coop.kit.pagination import DEFAULT_LIMIT, Page
+from coop.rights.zones import create_zone_and_purge
 
 router = domain_router(tag="consent")
 
@@ -72,7 +73,7 @@ def create_privacy_zone(body: PrivacyZoneCreate, caller: MemberCaller, session: 
                         keyring: KeyringDep) -> PrivacyZoneCreated:
     """A circle (radius 50..5000 m) where pings are never stored; stored encrypted, shown only to you."""
     zone = ZoneGeometry(lat=body.lat, lng=body.lng, radius_m=body.radius_m, label=body.label)
-    return privacy_zones.create_zone(session, member_id=caller.id, keyring=keyring, zone=zone)
+    return create_zone_and_purge(session, member_id=caller.id, keyring=keyring, zone=zone)
 
 
 @router.get("/v1/me/privacy-zones")

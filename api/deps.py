@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import Principal, authenticate
 from coop.kit.crypto import Keyring
 from coop.kit.errors import Forbidden

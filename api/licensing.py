@@ -15,7 +15,7 @@ from api.deps import BoardCaller, KeyringDep, ModellerCaller, SessionDep, Settin
 from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.licensing import audit_trail, licences, service

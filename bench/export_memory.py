@@ -35,7 +35,7 @@ import httpx
 import psutil
 import sqlalchemy as sa
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import create_account, data_key_for, member_key_for
 from coop.ingest.cells import cell_of
 from coop.ingest.codec import seal_ping

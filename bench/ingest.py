@@ -43,7 +43,7 @@ import psutil
 import psycopg
 import sqlalchemy as sa
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import create_account
 from coop.kit.crypto import b64url
 from coop.kit.db import make_engine, session_scope

@@ -9,6 +9,7 @@ zones, so the ingest check stays cheap. Audit entries name the zone id only, nev
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -42,14 +43,25 @@ def _present(row: PrivacyZone, zone: ZoneGeometry) -> PrivacyZonePublic:
                              label=zone.label, created_at=row.created_at)
 
 
-def create_zone(session: Session, *, member_id: str, keyring: Keyring, zone: ZoneGeometry) -> PrivacyZoneCreated:
-    """Store a new zone sealed under the member's data key and delete the member's stored pings inside it.
+@dataclass(frozen=True)
+class StoredZone:
+    """A zone just stored, with what a caller needs to purge the member's pings inside it."""
 
-    409 beyond ``MAX_ZONES_PER_MEMBER``.
+    row: PrivacyZone
+    zone: ZoneGeometry
+    member_no: int
+    data_key: DataKey
+
+    def present(self, *, pings_deleted: int) -> PrivacyZoneCreated:
+        return PrivacyZoneCreated(**_present(self.row, self.zone).model_dump(), pings_deleted=pings_deleted)
+
+
+def store_zone(session: Session, *, member_id: str, keyring: Keyring, zone: ZoneGeometry) -> StoredZone:
+    """Store a new zone sealed under the member's data key (409 beyond ``MAX_ZONES_PER_MEMBER``).
+
+    Purging the member's stored pings inside it is the caller's part (``coop.rights.zones``), so that
+    consent never reaches into ingest.
     """
-    # Imported here: ingest depends on consent (the gate), so consent reaches ingest only at call time.
-    from coop.ingest.service import delete_pings_in_zone
-
     member_key, data_key = _member_keys(session, member_id=member_id, keyring=keyring)
     assert member_key.no is not None
     count = session.exec(select(func.count()).select_from(PrivacyZone)
@@ -60,11 +72,8 @@ def create_zone(session: Session, *, member_id: str, keyring: Keyring, zone: Zon
     row = PrivacyZone(id=zone_id, member_id=member_id, blob=seal_zone(data_key, zone, zone_id=zone_id),
                       created_at=utcnow())
     session.add(row)
-    deleted = delete_pings_in_zone(session, member_no=member_key.no, zone=zone, data_key=data_key)
-    record_audit(session, actor_id=member_id, action="privacy_zone.created", subject_type="privacy_zone",
-                 subject_id=zone_id, detail={"pings_deleted": deleted})
     session.flush()
-    return PrivacyZoneCreated(**_present(row, zone).model_dump(), pings_deleted=deleted)
+    return StoredZone(row=row, zone=zone, member_no=member_key.no, data_key=data_key)
 
 
 def list_zones(session: Session, *, member_id: str, keyring: Keyring, limit: int,

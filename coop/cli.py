@@ -51,7 +51,7 @@ def _cmd_db_upgrade(_args: argparse.Namespace) -> int:
 
 
 def _cmd_accounts_create(args: argparse.Namespace) -> int:
-    from coop.accounts.models import Role
+    from coop.accounts.roles import Role
     from coop.accounts.service import create_account
     from coop.kit.crypto import get_keyring
     from coop.kit.db import session_scope
@@ -71,7 +71,8 @@ def _cmd_accounts_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_accounts_erase(args: argparse.Namespace) -> int:
-    from coop.accounts.models import Account, Role
+    from coop.accounts.models import Account
+    from coop.accounts.roles import Role
     from coop.kit.crypto import get_keyring
     from coop.kit.db import session_scope
     from coop.kit.migrate import upgrade_to_head

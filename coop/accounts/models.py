@@ -8,20 +8,12 @@ that pseudonymous references stay valid.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from coop.accounts.roles import Role  # noqa: F401  (re-exported: older imports)
 from coop.kit.db import UTCDateTime
-
-
-class Role(StrEnum):
-    MEMBER = "member"
-    MODELLER = "modeller"
-    BOARD = "board"
-    TREASURER = "treasurer"
-    ADMIN = "admin"
 
 
 class Account(SQLModel, table=True):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 
 
 class MemberCreate(BaseModel):

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from coop.accounts.models import Account, ApiToken, MemberKey, Role
+from coop.accounts.models import Account, ApiToken, MemberKey
+from coop.accounts.roles import Role
 from coop.accounts.tokens import hash_token, new_token, same_hash
 from coop.kit.crypto import DataKey, Keyring
 from coop.kit.errors import Conflict, NotFound, Unauthenticated

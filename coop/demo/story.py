@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from consent.privacy_zones import create_zone
 from consent.service import set_collection_paused, set_consent
 from consent.zones import ZoneGeometry
-from coop.accounts.models import Account, Role
+from coop.accounts.models import Account
+from coop.accounts.roles import Role
 from coop.accounts.service import Principal, create_account
 from coop.demo.population import Resident, make_population, pings_for_day
 from coop.ingest.service import ingest_pings
@@ -38,6 +38,7 @@ from coop.licensing.service import cast_vote, submit_request
 from coop.releases.builder import BuildContext, build_release
 from coop.releases.models import Release
 from coop.releases.service import request_release
+from coop.rights.zones import create_zone_and_purge
 from migrations.seed import POLICY_VERSION
 
 LICENCE_FEE_PENCE = 250_000
@@ -106,7 +107,7 @@ def _join(session: Session, *, resident: Resident, keyring: Keyring, settings: S
         set_consent(session, member_id=account.id, purpose_code=purpose, given=True,
                     policy_version=POLICY_VERSION, keyring=keyring, controller_name=settings.name, at=joined_at)
     if resident.privacy_zone_at_home:
-        create_zone(session, member_id=account.id, keyring=keyring,
+        create_zone_and_purge(session, member_id=account.id, keyring=keyring,
                     zone=ZoneGeometry(lat=resident.home[0], lng=resident.home[1], radius_m=200, label="Home"))
     return account, issued.token
 

@@ -12,7 +12,8 @@ import uuid
 
 from sqlmodel import Session, col, select
 
-from coop.accounts.models import Account, Role
+from coop.accounts.models import Account
+from coop.accounts.roles import Role
 from coop.kit.audit import record_audit
 from coop.kit.errors import Conflict, NotFound
 from coop.kit.timeutil import utcnow

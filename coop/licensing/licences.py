@@ -13,7 +13,7 @@ from typing import cast
 
 from sqlmodel import Session
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
 from coop.kit.errors import Conflict, NotFound

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from consent.models import Purpose
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
 from coop.kit.crypto import Keyring

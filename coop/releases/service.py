@@ -18,7 +18,8 @@ from sqlmodel import Session, col, select
 from aggregation.periods import Period, is_aligned
 from aggregation.spec import DatasetSpec
 from aggregation.writers import DATA_FILES, PREVIEW_NAME
-from coop.accounts.models import MemberKey, Role
+from coop.accounts.models import MemberKey
+from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
 from coop.kit.errors import Conflict, Forbidden, InvalidInput, NotFound

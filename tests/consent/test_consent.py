@@ -20,7 +20,7 @@ from sqlmodel import select
 from consent.models import AppendOnlyViolation, ConsentEvent
 from consent.service import set_consent, withdraw_all
 from consent.state import consent_intervals, gives_any_purpose, latest_events
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.kit.timeutil import as_utc
 from tests.support.factories import Caller, make_account, sign_up_member

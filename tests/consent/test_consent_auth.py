@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from tests.support.factories import make_account
 
 ZONE = {"lat": 53.4, "lng": -2.98, "radius_m": 100}

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.crypto import Keyring, b64url, b64url_decode
 from tests.consent.test_consent import PURPOSE, put_consent
 from tests.support.factories import make_account, sign_up_member

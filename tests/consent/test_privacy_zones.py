@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from consent.models import PrivacyZone
 from consent.privacy_zones import MAX_ZONES_PER_MEMBER, delete_member_zones, member_zones
 from consent.zones import ZoneGeometry, in_any_zone, open_zone
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import data_key_for, member_key_for
 from coop.kit.crypto import DecryptionError
 from coop.kit.db import session_scope

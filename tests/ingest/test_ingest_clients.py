@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.timeutil import utcnow
 from tests.support.factories import Caller, make_account
 from tests.support.ingest import consenting_member, count_all_pings, stored_pings

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from h3.api import basic_int
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.ingest import repository
 from coop.ingest.models import Ping
 from coop.kit.db import session_scope

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.cli import main
 from coop.kit import settings as settings_module
 from coop.kit.pagination import encode_cursor

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from coop.accounts.models import Account, MemberKey, Role
+from coop.accounts.models import Account, MemberKey
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.ledger.models import LedgerEntry, LedgerPosting
 from coop.ledger.verify import verify_chain

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.crypto import canonical_json
 from coop.kit.db import session_scope
 from coop.ledger.chart import CASH, LICENCE_INCOME, LICENCE_RECEIVABLES, RESERVE, member_account_code

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.settings import Settings
 from coop.licensing.schemas import DatasetSpec
 from tests.support.factories import Caller, make_account

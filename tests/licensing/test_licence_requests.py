@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.audit import AuditEvent
 from coop.kit.db import session_scope
 from coop.kit.settings import Settings

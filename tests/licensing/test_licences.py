@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.licensing.models import Licence, Vote
 from tests.support.factories import Caller, make_account

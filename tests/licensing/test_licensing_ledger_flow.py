@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from tests.support.factories import make_account
 from tests.support.licensing import approved_licence, board_members, submit, vote
 

@@ -13,7 +13,7 @@ import h3
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from tests.support.factories import make_account
 from tests.support.release_checks import built_release, release_rows
 from tests.support.releases import (

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.kit.settings import Settings
 from coop.kit.timeutil import utcnow

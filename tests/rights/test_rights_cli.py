@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.cli import main
 from coop.kit import settings as settings_module
 from coop.kit.crypto import get_keyring

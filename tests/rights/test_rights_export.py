@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from coop.accounts.models import ApiToken, Role
+from coop.accounts.models import ApiToken
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.rights.schemas import EXPORT_FORMAT, EXPORT_FORMAT_VERSION
 from tests.rights.test_rights_pings import in_time_order, varied_pings

@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from coop.accounts.models import MemberKey, Role
+from coop.accounts.models import MemberKey
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.releases.models import ReleaseContribution
 from tests.rights.test_rights_export import export_of

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from starlette.requests import ClientDisconnect
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.ingest.cells import cell_of
 from coop.ingest.codec import seal_ping
 from coop.ingest.repository import insert_pings

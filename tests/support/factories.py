@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.accounts.service import create_account
 from coop.kit.db import session_scope
 

@@ -16,7 +16,8 @@ from sqlmodel import col, select
 
 from consent.models import ConsentEvent, PrivacyZone
 from consent.zones import ZoneGeometry, seal_zone
-from coop.accounts.models import Account, Role
+from coop.accounts.models import Account
+from coop.accounts.roles import Role
 from coop.accounts.service import data_key_for, member_key_for
 from coop.ingest.codec import PingPayload, open_ping
 from coop.ingest.models import Ping

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from coop.accounts.models import MemberKey, Role
+from coop.accounts.models import MemberKey
+from coop.accounts.roles import Role
 from coop.kit.db import session_scope
 from coop.kit.timeutil import utcnow
 from coop.ledger.guard import append_only_guards_lifted

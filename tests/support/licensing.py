@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from tests.support.factories import Caller, make_account
 
 VALID_DATASET: dict[str, Any] = {

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from sqlmodel import select
 
 from consent.models import ConsentEvent
-from coop.accounts.models import Account, MemberKey, Role
+from coop.accounts.models import Account, MemberKey
+from coop.accounts.roles import Role
 from coop.ingest.models import Ping
 from coop.kit.db import session_scope
 from coop.kit.timeutil import utcnow

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.deps import REQUIRED_ROLES_ATTRIBUTE
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.crypto import b64url
 from coop.kit.settings import Settings
 

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.timeutil import utcnow
 from tests.support.factories import Caller, make_account
 from tests.support.ledger import make_release, noon, pay_licence

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
-from coop.accounts.models import MemberKey, Role
+from coop.accounts.models import MemberKey
+from coop.accounts.roles import Role
 from coop.ingest.models import Ping
 from coop.kit.timeutil import utcnow
 from tests.support.concurrency import Call, race

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.timeutil import utcnow
 from coop.ledger.models import LedgerEntry, LedgerPosting
 from coop.ledger.verify import verify_chain

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from coop.accounts.models import Role
+from coop.accounts.roles import Role
 from coop.kit.timeutil import utcnow
 from tests.support.factories import make_account
 from tests.support.licensing import submit
