@@ -13,7 +13,6 @@ from typing import cast
 
 from sqlmodel import Session
 
-from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
 from coop.kit.errors import Conflict, NotFound
@@ -22,6 +21,7 @@ from coop.licensing import repository
 from coop.licensing.models import Licence
 from coop.licensing.schemas import DatasetSpec, LicencePublic, LicenceStatus
 from coop.licensing.status import licence_status
+from coop.licensing.visibility import may_see_licence, sees_every_licence
 
 
 def licence_public(licence: Licence, *, now: datetime) -> LicencePublic:
@@ -34,13 +34,8 @@ def licence_public(licence: Licence, *, now: datetime) -> LicencePublic:
         document=licence.document, jws=licence.jws)
 
 
-def _sees_every_licence(caller: Principal) -> bool:
-    """The board governs licences and the treasurer invoices and collects their fees."""
-    return caller.has(Role.BOARD) or caller.has(Role.TREASURER)
-
-
 def _visible(licence: Licence | None, caller: Principal) -> Licence:
-    if licence is None or not (_sees_every_licence(caller) or licence.licensee_id == caller.id):
+    if licence is None or not may_see_licence(caller, licensee_id=licence.licensee_id):
         raise NotFound("no such licence")
     return licence
 
@@ -48,7 +43,7 @@ def _visible(licence: Licence | None, caller: Principal) -> Licence:
 def list_licences(session: Session, *, caller: Principal, limit: int,
                   cursor: str | None) -> tuple[list[LicencePublic], str | None]:
     """Board and treasurer: every licence; a modeller: the licences issued to them."""
-    licensee_id = None if _sees_every_licence(caller) else caller.id
+    licensee_id = None if sees_every_licence(caller) else caller.id
     rows, next_cursor = repository.page_licences(session, licensee_id=licensee_id, limit=limit, cursor=cursor)
     now = utcnow()
     return [licence_public(row, now=now) for row in rows], next_cursor

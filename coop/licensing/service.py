@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from consent.models import Purpose
-from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
 from coop.kit.crypto import Keyring
@@ -45,6 +44,7 @@ from coop.licensing.schemas import (
     VoteCreate,
     VotePublic,
 )
+from coop.licensing.visibility import may_see_request, sees_every_request
 
 SUBMITTED, APPROVED, REJECTED, WITHDRAWN = "submitted", "approved", "rejected", "withdrawn"
 
@@ -95,7 +95,7 @@ def _publish(session: Session, requests: list[LicenceRequest]) -> list[LicenceRe
 
 
 def _visible(request: LicenceRequest | None, caller: Principal) -> LicenceRequest:
-    if request is None or not (caller.has(Role.BOARD) or request.requester_id == caller.id):
+    if request is None or not may_see_request(caller, requester_id=request.requester_id):
         raise NotFound("no such licence request")
     return request
 
@@ -124,7 +124,7 @@ def submit_request(session: Session, *, caller: Principal, body: LicenceRequestC
 def list_requests(session: Session, *, caller: Principal, status: str | None, limit: int,
                   cursor: str | None) -> tuple[list[LicenceRequestPublic], str | None]:
     """Board: every request; anyone else: their own."""
-    requester_id = None if caller.has(Role.BOARD) else caller.id
+    requester_id = None if sees_every_request(caller) else caller.id
     rows, next_cursor = repository.page_requests(session, requester_id=requester_id, status=status,
                                                  limit=limit, cursor=cursor)
     return _publish(session, rows), next_cursor

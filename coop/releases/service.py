@@ -19,7 +19,6 @@ from aggregation.periods import Period, is_aligned
 from aggregation.spec import DatasetSpec
 from aggregation.writers import DATA_FILES, PREVIEW_NAME
 from coop.accounts.models import MemberKey
-from coop.accounts.roles import Role
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
 from coop.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -28,19 +27,16 @@ from coop.kit.settings import Settings
 from coop.kit.timeutil import utcnow
 from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
+from coop.licensing.visibility import downloads_regardless_of_status, may_see_releases_of
 from coop.releases.builder import release_dir
 from coop.releases.models import Release, ReleaseContribution, ReleaseDownload
 from coop.releases.schemas import UsagePublic
 
 
-def _visible(caller: Principal, licence: Licence) -> bool:
-    return caller.has(Role.BOARD) or licence.licensee_id == caller.id
-
-
 def visible_licence(session: Session, *, caller: Principal, licence_id: str, lock: bool = False) -> Licence:
     query = select(Licence).where(Licence.id == licence_id)
     licence = session.exec(query.with_for_update() if lock else query).first()
-    if licence is None or not _visible(caller, licence):
+    if licence is None or not may_see_releases_of(caller, licensee_id=licence.licensee_id):
         raise NotFound("no such licence")
     return licence
 
@@ -48,7 +44,7 @@ def visible_licence(session: Session, *, caller: Principal, licence_id: str, loc
 def visible_release(session: Session, *, caller: Principal, release_id: str) -> tuple[Release, Licence]:
     release = session.get(Release, release_id)
     licence = session.get(Licence, release.licence_id) if release else None
-    if release is None or licence is None or not _visible(caller, licence):
+    if release is None or licence is None or not may_see_releases_of(caller, licensee_id=licence.licensee_id):
         raise NotFound("no such release")
     return release, licence
 
@@ -118,7 +114,7 @@ def open_preview(session: Session, *, caller: Principal, release_id: str, settin
 def _open_release_file(session: Session, *, caller: Principal, release_id: str, file_name: str,
                        settings: Settings) -> Path:
     release, licence = visible_release(session, caller=caller, release_id=release_id)
-    if not caller.has(Role.BOARD):
+    if not downloads_regardless_of_status(caller):
         status = licence_status(licence)
         if status != ACTIVE:
             raise Forbidden(f"the licence is {status}; its releases can no longer be downloaded")
