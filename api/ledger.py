@@ -6,18 +6,18 @@ their own statement. See ../shared/api-contract.md, "Ledger and dividends".
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Header, Path, Query
+from fastapi import Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import KeyringDep, MemberCaller, SessionDep, SettingsDep, TreasurerCaller, require_roles
+from api.idempotent import IdempotencyKey, idempotent_response
 from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from coop.accounts.roles import Role
 from coop.accounts.service import Principal
-from coop.kit.idempotency import run_idempotent
 from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.ledger import dividends, payouts, service
 from coop.ledger.journal import MAX_SEQ
@@ -38,15 +38,8 @@ from coop.ledger.schemas import (
 router = domain_router(tag="ledger")
 
 LedgerReader = Annotated[Principal, Depends(require_roles(Role.TREASURER, Role.BOARD))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                              description="Retrying with the same key and body "
-                                                          "returns the first response")]
 ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
 AfterSeqQuery = Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Only entries with a larger seq")]
-
-
-def _created(status_code: int, content: Any) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content=content)
 
 
 @router.get("/v1/ledger/accounts")
@@ -77,13 +70,11 @@ def ledger_head(caller: LedgerReader, session: SessionDep, keyring: KeyringDep) 
              responses={409: problem_doc("More than the licence's outstanding fee, or key reused")})
 def record_licence_payment(licence_id: ResourceId, body: PaymentCreate, caller: TreasurerCaller,
                            session: SessionDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    status_code, content = run_idempotent(
-        session, account_id=caller.id, scope=f"licence-payment:{licence_id}", key=idempotency_key,
-        body=body.model_dump(mode="json"), status_code=201,
+    return idempotent_response(
+        session, caller_id=caller.id, scope=f"licence-payment:{licence_id}", key=idempotency_key, body=body, status_code=201,
         produce=lambda: service.receive_licence_payment(
             session, licence_id=licence_id, amount_pence=body.amount_pence, reference=body.reference,
-            recorded_by=caller.id).model_dump(mode="json"))
-    return _created(status_code, content)
+            recorded_by=caller.id))
 
 
 @router.post("/v1/dividends", status_code=201, response_model=DividendPublic,
@@ -91,13 +82,11 @@ def record_licence_payment(licence_id: ResourceId, body: PaymentCreate, caller: 
 def declare_dividend(body: DividendCreate, caller: TreasurerCaller, session: SessionDep,
                      settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     reserve_bps = settings.reserve_bps if body.reserve_bps is None else body.reserve_bps
-    status_code, content = run_idempotent(
-        session, account_id=caller.id, scope="dividend", key=idempotency_key,
-        body=body.model_dump(mode="json"), status_code=201,
+    return idempotent_response(
+        session, caller_id=caller.id, scope="dividend", key=idempotency_key, body=body, status_code=201,
         produce=lambda: dividends.declare_dividend(
             session, period_start=body.period_start, period_end=body.period_end, reserve_bps=reserve_bps,
-            declared_by=caller.id).model_dump(mode="json"))
-    return _created(status_code, content)
+            declared_by=caller.id))
 
 
 @router.get("/v1/dividends/{dividend_id}")
@@ -116,13 +105,11 @@ def list_allocations(dividend_id: ResourceId, caller: LedgerReader, session: Ses
              responses={409: problem_doc("More than the member's balance, or key reused")})
 def record_payout(member_id: ResourceId, body: PayoutCreate, caller: TreasurerCaller, session: SessionDep,
                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    status_code, content = run_idempotent(
-        session, account_id=caller.id, scope=f"payout:{member_id}", key=idempotency_key,
-        body=body.model_dump(mode="json"), status_code=201,
+    return idempotent_response(
+        session, caller_id=caller.id, scope=f"payout:{member_id}", key=idempotency_key, body=body, status_code=201,
         produce=lambda: payouts.record_payout(
             session, member_id=member_id, amount_pence=body.amount_pence, reference=body.reference,
-            recorded_by=caller.id).model_dump(mode="json"))
-    return _created(status_code, content)
+            recorded_by=caller.id))
 
 
 @router.get("/v1/me/statement")

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, FastAPI, Header, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -19,12 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from aggregation.writers import CSV_NAME, GEOJSON_NAME, MEDIA_TYPES, PREVIEW_NAME
 from api.deps import BoardCaller, MemberCaller, SessionDep, SettingsDep, require_roles
+from api.idempotent import IdempotencyKey, idempotent_response
 from api.params import CursorQuery, LimitQuery
 from api.problems import problem_doc
 from api.routing import domain_router
 from coop.accounts.roles import Role
 from coop.accounts.service import Principal
-from coop.kit.idempotency import run_idempotent
 from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.kit.settings import Settings
 from coop.releases import service
@@ -75,24 +75,22 @@ router.lifespan_context = release_lifespan
                         422: problem_doc("Period not bucket-aligned or outside the licence's period")})
 def create_release(licence_id: str, body: ReleaseCreate, caller: LicenseeOrBoard, session: SessionDep,
                    request: Request, background: BackgroundTasks,
-                   idempotency_key: Annotated[str | None, Header()] = None) -> JSONResponse:
+                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Queue a build of ``[start, end)``; poll ``GET /v1/releases/{release_id}`` for its progress."""
     queued: list[str] = []
 
-    def produce() -> dict[str, Any]:
+    def produce() -> ReleaseQueued:
         release = service.request_release(session, caller=caller, licence_id=licence_id, start=body.start,
                                           end=body.end)
         queued.append(release.id)
-        return ReleaseQueued(release_id=release.id, status=release.status,
-                             progress=release.progress).model_dump(mode="json")
+        return ReleaseQueued(release_id=release.id, status=release.status, progress=release.progress)
 
-    status_code, content = run_idempotent(session, account_id=caller.id, scope=f"releases:{licence_id}",
-                                          key=idempotency_key, body=body.model_dump(mode="json"),
-                                          status_code=202, produce=produce)
+    response = idempotent_response(session, caller_id=caller.id, scope=f"releases:{licence_id}",
+                                   key=idempotency_key, body=body, status_code=202, produce=produce)
     worker = release_worker(request.app)
     for release_id in queued:  # runs after the commit, so the worker finds the row
         background.add_task(worker.submit, release_id)
-    return JSONResponse(content, status_code=status_code)
+    return response
 
 
 @router.get("/v1/releases/{release_id}", response_model=ReleaseManifest,
