@@ -15,17 +15,23 @@ from typing import Annotated, Any
 
 import msgspec
 
-from coop.ingest.validation import (
-    ACCURACY_TOO_POOR,
+from coop.ingest.fields import (
     ALTITUDE_MAX_M,
     ALTITUDE_MIN_M,
+    BATTERY_MAX,
+    BATTERY_MIN,
     HEADING_MAX_DEG,
-    INVALID_ACTIVITY,
-    INVALID_ID,
+    LAT_LIMIT_DEG,
+    LNG_LIMIT_DEG,
     MAX_ACTIVITY_CHARS,
     MAX_ID_CHARS,
-    NULL_ISLAND,
     SPEED_MAX_MPS,
+)
+from coop.ingest.validation import (
+    ACCURACY_TOO_POOR,
+    INVALID_ACTIVITY,
+    INVALID_ID,
+    NULL_ISLAND,
     TS_IN_FUTURE,
     TS_TOO_OLD,
     CleanPing,
@@ -41,13 +47,13 @@ _JSON = msgspec.json.Decoder()
 
 
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
-Latitude = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
-Longitude = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+Latitude = Annotated[float, msgspec.Meta(ge=-LAT_LIMIT_DEG, le=LAT_LIMIT_DEG)]
+Longitude = Annotated[float, msgspec.Meta(ge=-LNG_LIMIT_DEG, le=LNG_LIMIT_DEG)]
 Accuracy = Annotated[float, msgspec.Meta(ge=0.0)]
 Speed = Annotated[float, msgspec.Meta(ge=0.0, le=SPEED_MAX_MPS)]
 Altitude = Annotated[float, msgspec.Meta(ge=ALTITUDE_MIN_M, le=ALTITUDE_MAX_M)]
 Heading = Annotated[float, msgspec.Meta(ge=0.0, le=HEADING_MAX_DEG)]
-Battery = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Battery = Annotated[float, msgspec.Meta(ge=BATTERY_MIN, le=BATTERY_MAX)]
 Activity = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ACTIVITY_CHARS)]
 
 

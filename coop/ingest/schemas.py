@@ -10,32 +10,46 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coop.ingest.fields import (
+    ALTITUDE_MAX_M,
+    ALTITUDE_MIN_M,
+    BATTERY_MAX,
+    BATTERY_MIN,
+    HEADING_MAX_DEG,
+    LAT_LIMIT_DEG,
+    LNG_LIMIT_DEG,
+    MAX_ACTIVITY_CHARS,
+    MAX_ID_CHARS,
+    MAX_PINGS_PER_BATCH,
+    SPEED_MAX_MPS,
+)
+
 
 class PingIn(BaseModel):
     """One location ping as the app sends it."""
 
-    id: str = Field(min_length=1, max_length=64, description="Client-generated, unique per member")
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Client-generated, unique per member")
     ts: str | float = Field(description="RFC 3339 with an offset, or epoch seconds")
-    lat: float = Field(ge=-90, le=90)
-    lng: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-LAT_LIMIT_DEG, le=LAT_LIMIT_DEG)
+    lng: float = Field(ge=-LNG_LIMIT_DEG, le=LNG_LIMIT_DEG)
     accuracy_m: float | None = Field(default=None, ge=0, description="At most the co-op's limit (500 m)")
-    speed_mps: float | None = Field(default=None, ge=0, le=1000)
-    altitude_m: float | None = Field(default=None, ge=-12000, le=100000)
-    heading_deg: float | None = Field(default=None, ge=0, le=360)
-    battery: float | None = Field(default=None, ge=0, le=1)
-    activity: str | None = Field(default=None, min_length=1, max_length=64)
+    speed_mps: float | None = Field(default=None, ge=0, le=SPEED_MAX_MPS)
+    altitude_m: float | None = Field(default=None, ge=ALTITUDE_MIN_M, le=ALTITUDE_MAX_M)
+    heading_deg: float | None = Field(default=None, ge=0, le=HEADING_MAX_DEG)
+    battery: float | None = Field(default=None, ge=BATTERY_MIN, le=BATTERY_MAX)
+    activity: str | None = Field(default=None, min_length=1, max_length=MAX_ACTIVITY_CHARS)
 
 
 class PingBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pings: list[PingIn] = Field(min_length=1, max_length=1000)
+    pings: list[PingIn] = Field(min_length=1, max_length=MAX_PINGS_PER_BATCH)
 
 
 class OverlandBatchIn(BaseModel):
     """Overland's body: GeoJSON Point Features with ``[lon, lat]`` coordinates (other keys ignored)."""
 
-    locations: list[dict[str, Any]] = Field(max_length=1000)
+    locations: list[dict[str, Any]] = Field(max_length=MAX_PINGS_PER_BATCH)
 
 
 class OwnTracksMessageIn(BaseModel):

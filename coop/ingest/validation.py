@@ -17,9 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeGuard
 
-FUTURE_TOLERANCE_MS = 5 * 60 * 1000
-MAX_ID_CHARS = 64
-MAX_ACTIVITY_CHARS = 64
+from coop.ingest.fields import (
+    ALTITUDE_MAX_M,
+    ALTITUDE_MIN_M,
+    BATTERY_MAX,
+    BATTERY_MIN,
+    FUTURE_TOLERANCE_MS,
+    HEADING_MAX_DEG,
+    LAT_LIMIT_DEG,
+    LNG_LIMIT_DEG,
+    MAX_ACTIVITY_CHARS,
+    MAX_ID_CHARS,
+    SPEED_MAX_MPS,
+)
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -51,9 +62,6 @@ REASONS = (
 )
 
 # Inclusive bounds of the optional numeric fields (accuracy's upper bound is the configured limit).
-SPEED_MAX_MPS = 1000.0
-ALTITUDE_MIN_M, ALTITUDE_MAX_M = -12_000.0, 100_000.0
-HEADING_MAX_DEG = 360.0
 
 
 class CleanPing(NamedTuple):
@@ -158,9 +166,9 @@ def _clean(index: int, item: dict[str, Any], client_id: str, window: Window) -> 
         raise PingRejected(TS_IN_FUTURE)
     if ts_ms < window.oldest_ms:
         raise PingRejected(TS_TOO_OLD)
-    lat = _coordinate(item.get("lat"), limit=90.0, invalid=INVALID_LAT, not_finite=LAT_NOT_FINITE,
+    lat = _coordinate(item.get("lat"), limit=LAT_LIMIT_DEG, invalid=INVALID_LAT, not_finite=LAT_NOT_FINITE,
                       out_of_range=LAT_OUT_OF_RANGE)
-    lng = _coordinate(item.get("lng"), limit=180.0, invalid=INVALID_LNG, not_finite=LNG_NOT_FINITE,
+    lng = _coordinate(item.get("lng"), limit=LNG_LIMIT_DEG, invalid=INVALID_LNG, not_finite=LNG_NOT_FINITE,
                       out_of_range=LNG_OUT_OF_RANGE)
     if lat == 0.0 and lng == 0.0:
         raise PingRejected(NULL_ISLAND)
@@ -184,7 +192,7 @@ def _clean(index: int, item: dict[str, Any], client_id: str, window: Window) -> 
     if heading is not None:
         heading = _bounded(heading, low=0.0, high=HEADING_MAX_DEG, reason=INVALID_HEADING)
     if battery is not None:
-        battery = _bounded(battery, low=0.0, high=1.0, reason=INVALID_BATTERY)
+        battery = _bounded(battery, low=BATTERY_MIN, high=BATTERY_MAX, reason=INVALID_BATTERY)
     if activity is not None:
         activity = _activity(activity)
     return CleanPing(index, client_id, ts_ms, lat, lng, accuracy, speed, altitude, heading, battery, activity)
