@@ -91,13 +91,10 @@ def sign_up_member(session: Session, *, display_name: str | None, accept_terms_v
                        f"({current_terms_version!r}); read and accept the current terms")
     account, issued = create_account(session, roles=[Role.MEMBER], display_name=display_name,
                                      organisation=None, keyring=keyring, terms_version=current_terms_version,
-                                     verified=False)
+                                     verified=invitation_code is not None)
     if invitation_code is not None:
-        now = utcnow()
-        redeem_invitation(session, code=invitation_code, member_id=account.id, now=now)
-        account.verified_at = now
-        session.add(account)
-        session.flush()
+        # The account is written verified first (one INSERT, no UPDATE); a refused code rolls it back.
+        redeem_invitation(session, code=invitation_code, member_id=account.id, now=account.created_at)
     return account, issued
 
 

@@ -126,3 +126,14 @@ def test_sybil_sign_ups_do_not_count_beside_their_victim(client: TestClient, app
     assert not {sybil.account_id for sybil in attack.sybils} & countable
     for sybil in attack.sybils:  # their pings are stored and theirs to see
         assert len(client.get("/v1/me/pings", headers=sybil.headers).json()["items"]) == 3
+
+
+def test_the_member_sees_their_verification_in_their_export(client: TestClient, app: FastAPI, admin: Caller) -> None:
+    member = joined(sign_up(client))
+    before = client.get("/v1/me/export", headers=member.headers).json()
+    assert before["account"]["verified_at"] is None
+    verified_at = client.post(f"/v1/members/{member.account_id}/verify", headers=admin.headers).json()["verified_at"]
+    after = client.get("/v1/me/export", headers=member.headers).json()
+    assert after["account"]["verified_at"] == verified_at
+    [event] = [event for event in after["audit_events"] if event["action"] == "member.verified"]
+    assert event["by"] == "co-op" and event["subject_id"] == member.account_id
