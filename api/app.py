@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine_for(settings.resolved_database_url,
                                   statement_timeout_ms=settings.db_statement_timeout_ms)
     app.state.signup_limiter = SlidingWindowLimiter(limit=settings.signup_rate_per_hour, window_s=3600)
+    app.state.invitation_failure_limiter = SlidingWindowLimiter(limit=settings.invitation_failures_per_hour,
+                                                                window_s=3600)
     app.state.ingest_limiter = SlidingWindowLimiter(limit=settings.ingest_rate_per_minute, window_s=60)
     app.state.export_limiter = SlidingWindowLimiter(limit=settings.export_rate_per_hour, window_s=3600)
     install_problem_handlers(app)

@@ -1,11 +1,12 @@
-"""The ``coop`` command: serve, migrate, create accounts, verify the ledger, print the OpenAPI document."""
+"""The ``coop`` command: serve, migrate, create accounts, issue invitation codes, verify the ledger, print the
+OpenAPI document."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from coop.kit.settings import get_settings
 
@@ -90,6 +91,26 @@ def _cmd_accounts_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_invitations_create(args: argparse.Namespace) -> int:
+    from coop.accounts.invitations import issue_invitations
+    from coop.kit.db import session_scope
+    from coop.kit.migrate import upgrade_to_head
+    from coop.kit.timeutil import rfc3339
+
+    upgrade_to_head(get_settings().resolved_database_url)
+    with session_scope() as session:
+        issued = issue_invitations(session, created_by=None, count=args.count, note=args.note,
+                                   valid_days=args.valid_days)
+    if args.json:
+        print(json.dumps({"codes": issued.codes, "expires_at": rfc3339(issued.expires_at)}))
+    else:
+        print(f"{len(issued.codes)} invitation code(s), single use, valid until {rfc3339(issued.expires_at)} "
+              "(shown once; the co-op keeps only their hashes):")
+        for code in issued.codes:
+            print(code)
+    return 0
+
+
 def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     from coop.kit.db import get_engine
     from coop.ledger.verify import verify_chain
@@ -112,6 +133,25 @@ def _cmd_openapi(_args: argparse.Namespace) -> int:
 
     print(json.dumps(create_app().openapi(), indent=2))
     return 0
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}")
+        return value
+
+    return parse
+
+
+def _at_most(length: int) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text) > length:
+            raise argparse.ArgumentTypeError(f"at most {length} characters")
+        return text
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
                                               "after restoring a backup); prints the counts as JSON")
     erase.add_argument("account_id")
     erase.set_defaults(handler=_cmd_accounts_erase)
+
+    invitations = commands.add_parser("invitations", help="single-use invitation codes").add_subparsers(
+        dest="invitations_command", required=True)
+    invite = invitations.add_parser("create", help="issue codes that verify the members who sign up with "
+                                                   "them, and print them (once)")
+    invite.add_argument("--count", type=_bounded(1, 1000), required=True, help="how many codes (1..1000)")
+    invite.add_argument("--note", help="for the admins' records (at most 200 characters)", type=_at_most(200))
+    invite.add_argument("--valid-days", type=_bounded(1, 365), default=30, help="days until they expire (default 30)")
+    invite.add_argument("--json", action="store_true", help='print {"codes", "expires_at"}')
+    invite.set_defaults(handler=_cmd_invitations_create)
 
     ledger = commands.add_parser("ledger", help="the hash-chained ledger").add_subparsers(
         dest="ledger_command", required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from consent.models import ConsentEvent, PrivacyZone, Purpose
-from coop.accounts.models import Account, ApiToken, MemberKey
+from coop.accounts.models import Account, ApiToken, Invitation, MemberKey
 from coop.ingest.models import Ping
 from coop.kit.audit import AuditEvent
 from coop.kit.idempotency_models import IdempotencyRecord
@@ -24,7 +24,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Account", "ApiToken", "AuditEvent", "ConsentEvent", "Dividend", "DividendAllocation",
-    "IdempotencyRecord", "LedgerAccount", "LedgerEntry", "LedgerPosting", "Licence", "LicencePayment",
+    "IdempotencyRecord", "Invitation", "LedgerAccount", "LedgerEntry", "LedgerPosting", "Licence", "LicencePayment",
     "LicenceRequest", "MemberKey", "Payout", "Ping", "PrivacyZone", "Purpose", "Release",
     "ReleaseContribution", "ReleaseDownload", "Vote", "metadata",
 ]

@@ -1,8 +1,9 @@
 """Account tables.
 
-Invariants: tokens are stored only as SHA-256 hex digests; a member's data key exists only wrapped by
-the master key, and erasure sets ``wrapped_key`` to NULL (crypto-shredding) while keeping ``no`` so
-that pseudonymous references stay valid.
+Invariants: tokens and invitation codes are stored only as SHA-256 hex digests; a member's data key
+exists only wrapped by the master key, and erasure sets ``wrapped_key`` to NULL (crypto-shredding) while
+keeping ``no`` so that pseudonymous references stay valid; ``verified_at`` is set once and never cleared;
+an invitation's ``used_at``/``used_by`` are set once, by the sign-up that redeemed it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Account(SQLModel, table=True):
     terms_version: str | None = Field(default=None, max_length=50)
     collection_paused: bool = Field(default=False)
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the co-op accepted the account as one real person (invitation code or an admin); NULL = not
+    verified: the member's data is stored and theirs, but never counted in sealed tables."""
 
 
 class ApiToken(SQLModel, table=True):
@@ -54,3 +58,23 @@ class MemberKey(SQLModel, table=True):
     wrapped_key: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     created_at: datetime = Field(sa_type=UTCDateTime)
     shredded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Invitation(SQLModel, table=True):
+    """A single-use invitation code, known to the server only by its SHA-256 digest.
+
+    Codes issued by one call share a ``batch_id`` (the subject of the audit event) and ``expires_at``.
+    """
+
+    __tablename__ = "invitation"
+
+    id: str = Field(primary_key=True, max_length=36)
+    batch_id: str = Field(max_length=36, index=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_by: str | None = Field(default=None, foreign_key="account.id", max_length=36)
+    """The admin who issued it; NULL when issued on the server's command line."""
+    note: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_by: str | None = Field(default=None, foreign_key="account.id", max_length=36)

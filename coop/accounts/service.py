@@ -3,23 +3,35 @@
 Invariants: the plaintext token exists only in the return value of the call that made it; a revoked
 token, or any token of an erased account, never authenticates; every member has a ``MemberKey`` with a
 wrapped data key from the moment the account exists.
+
+Verified membership (one person, one member): an account created by an admin is verified at creation;
+a public sign-up is verified only by redeeming a valid invitation code in the same transaction, or later
+by an admin (``verify_member``). Verification is never undone. ``countable_member_ids`` is the one
+definition of whose data may count in sealed tables.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
+from coop.accounts.invitations import redeem_invitation
 from coop.accounts.models import Account, ApiToken, MemberKey
 from coop.accounts.roles import Role
 from coop.accounts.tokens import hash_token, new_token, same_hash
+from coop.kit.audit import record_audit
 from coop.kit.crypto import DataKey, Keyring
 from coop.kit.errors import Conflict, NotFound, Unauthenticated
 from coop.kit.pagination import keyset_page
+from coop.kit.settings import Settings
 from coop.kit.timeutil import utcnow
+
+VERIFIED_ACTION = "member.verified"
 
 
 @dataclass(frozen=True)
@@ -49,12 +61,16 @@ class IssuedToken:
 
 
 def create_account(session: Session, *, roles: list[Role], display_name: str | None,
-                   organisation: str | None, keyring: Keyring,
-                   terms_version: str | None = None) -> tuple[Account, IssuedToken]:
-    """A new account with its first token (and a data key when it is a member)."""
+                   organisation: str | None, keyring: Keyring, terms_version: str | None = None,
+                   verified: bool = True) -> tuple[Account, IssuedToken]:
+    """A new account with its first token (and a data key when it is a member).
+
+    Verified at creation unless ``verified`` is False (only the public sign-up passes False): an admin
+    creating an account vouches for the person."""
+    now = utcnow()
     account = Account(id=str(uuid.uuid4()), display_name=display_name, organisation=organisation,
-                      roles=sorted({role.value for role in roles}), created_at=utcnow(),
-                      terms_version=terms_version)
+                      roles=sorted({role.value for role in roles}), created_at=now,
+                      terms_version=terms_version, verified_at=now if verified else None)
     session.add(account)
     session.flush()
     if Role.MEMBER in roles:
@@ -64,13 +80,61 @@ def create_account(session: Session, *, roles: list[Role], display_name: str | N
 
 
 def sign_up_member(session: Session, *, display_name: str | None, accept_terms_version: str,
-                   current_terms_version: str, keyring: Keyring) -> tuple[Account, IssuedToken]:
-    """Public sign-up: 409 unless the member accepts the current terms."""
+                   current_terms_version: str, keyring: Keyring,
+                   invitation_code: str | None = None) -> tuple[Account, IssuedToken]:
+    """Public sign-up: 409 unless the member accepts the current terms; with ``invitation_code`` the
+    member is verified at once, and a code that is unknown, used or expired is
+    ``InvalidInvitation`` (422), raised after the account was flushed: the caller's transaction must
+    roll back (the request's does), so a refused sign-up records nothing."""
     if accept_terms_version != current_terms_version:
         raise Conflict(f"terms version {accept_terms_version!r} is not the current one "
                        f"({current_terms_version!r}); read and accept the current terms")
-    return create_account(session, roles=[Role.MEMBER], display_name=display_name, organisation=None,
-                          keyring=keyring, terms_version=current_terms_version)
+    account, issued = create_account(session, roles=[Role.MEMBER], display_name=display_name,
+                                     organisation=None, keyring=keyring, terms_version=current_terms_version,
+                                     verified=invitation_code is not None)
+    if invitation_code is not None:
+        # The account is written verified first (one INSERT, no UPDATE); a refused code rolls it back.
+        redeem_invitation(session, code=invitation_code, member_id=account.id, now=account.created_at)
+    return account, issued
+
+
+def is_verified(account: Account, settings: Settings) -> bool:
+    """Whether the account counts as one verified person (always, when verification is not required)."""
+    return account.verified_at is not None or not settings.require_verification
+
+
+def verify_member(session: Session, *, member_id: str, verified_by: str,
+                  now: datetime | None = None) -> datetime:
+    """Mark a member verified (an admin vouches for them) and return ``verified_at``.
+
+    Idempotent: a verified member keeps the first ``verified_at`` and no second audit event is written
+    (the row is locked first, so two admins at once also write one). 404 for an unknown id, an account
+    that is not a member, or an erased member."""
+    account = session.exec(select(Account).where(Account.id == member_id).with_for_update()).first()
+    if account is None or Role.MEMBER.value not in account.roles or account.erased_at is not None:
+        raise NotFound("no such member")
+    if account.verified_at is not None:
+        return account.verified_at
+    verified_at = account.verified_at = now or utcnow()
+    session.add(account)
+    record_audit(session, actor_id=verified_by, action=VERIFIED_ACTION, subject_type="account",
+                 subject_id=member_id, detail={"method": "admin"})
+    session.flush()
+    return verified_at
+
+
+def countable_member_ids(settings: Settings) -> Select[str]:
+    """A select of the account ids whose data may count in sealed tables; use it as a subquery
+    (``Account.id IN countable_member_ids(settings)``), never materialised.
+
+    An account counts when it is not erased and it is verified, or when ``COOP_REQUIRE_VERIFICATION``
+    is false. It says nothing about consent, pausing or data keys: the sealer applies those itself.
+    Only members have pings, so it does not filter on roles (roles are a JSON list in the table).
+    """
+    query = sa.select(col(Account.id)).where(col(Account.erased_at).is_(None))
+    if settings.require_verification:
+        query = query.where(col(Account.verified_at).is_not(None))
+    return query
 
 
 def ensure_member_key(session: Session, *, account_id: str, keyring: Keyring) -> MemberKey:

@@ -1,6 +1,7 @@
 """The demo story, told through the service layer exactly as the API would call it.
 
-Residents join and choose their consent; their phones send a week of pings (some paused, some with a
+Residents join with the single-use invitation codes the admin issued (so every one is verified, as
+in a real co-op) and choose their consent; their phones send a week of pings (some paused, some with a
 privacy zone at home, some never consenting); a modeller asks for a licence, two board members approve
 it, the treasurer records the fee, the modeller builds a release and the treasurer declares a dividend.
 
@@ -22,9 +23,10 @@ from sqlmodel import Session
 
 from consent.service import set_collection_paused, set_consent
 from consent.zones import ZoneGeometry
+from coop.accounts.invitations import MAX_CODES_PER_CALL, issue_invitations
 from coop.accounts.models import Account
 from coop.accounts.roles import Role
-from coop.accounts.service import Principal, create_account
+from coop.accounts.service import Principal, create_account, sign_up_member
 from coop.demo.population import Resident, make_population, pings_for_day
 from coop.ingest.service import ingest_pings
 from coop.kit.crypto import Keyring
@@ -99,10 +101,21 @@ def _staff(session: Session, *, keyring: Keyring, result: DemoResult) -> dict[st
     return ids
 
 
+def _invitation_codes(session: Session, *, admin_id: str, count: int) -> list[str]:
+    """``count`` codes from the admin, issued in batches of at most 1000 (the API's limit per call)."""
+    codes: list[str] = []
+    while len(codes) < count:
+        batch = min(MAX_CODES_PER_CALL, count - len(codes))
+        codes += issue_invitations(session, created_by=admin_id, count=batch, note="demo residents").codes
+    return codes
+
+
 def _join(session: Session, *, resident: Resident, keyring: Keyring, settings: Settings,
-          joined_at: datetime) -> tuple[Account, str]:
-    account, issued = create_account(session, roles=[Role.MEMBER], display_name=resident.display_name,
-                                     organisation=None, keyring=keyring, terms_version=settings.terms_version)
+          joined_at: datetime, invitation_code: str) -> tuple[Account, str]:
+    account, issued = sign_up_member(session, display_name=resident.display_name,
+                                     accept_terms_version=settings.terms_version,
+                                     current_terms_version=settings.terms_version, keyring=keyring,
+                                     invitation_code=invitation_code)
     for purpose in resident.purposes:
         set_consent(session, member_id=account.id, purpose_code=purpose, given=True,
                     policy_version=POLICY_VERSION, keyring=keyring, controller_name=settings.name, at=joined_at)
@@ -128,10 +141,11 @@ def run_story(*, engine: Engine, settings: Settings, keyring: Keyring, size: int
     residents = make_population(size=size, seed=seed)
     with session_scope(engine) as session:
         staff = _staff(session, keyring=keyring, result=result)
+        codes = _invitation_codes(session, admin_id=staff["admin"][0], count=len(residents))
         members: list[tuple[Resident, str]] = []
-        for resident in residents:
+        for resident, code in zip(residents, codes, strict=True):
             account, token = _join(session, resident=resident, keyring=keyring, settings=settings,
-                                   joined_at=joined_at)
+                                   joined_at=joined_at, invitation_code=code)
             members.append((resident, account.id))
             if not result.tokens.member and resident.consent_profile == "public-minded" and resident.work:
                 result.tokens.member, result.member_id = token, account.id

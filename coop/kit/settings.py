@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     """Ingest requests per token per minute."""
     signup_rate_per_hour: int = Field(default=20, ge=1)
     """Sign-ups per client address per hour."""
+    invitation_failures_per_hour: int = Field(default=10, ge=1)
+    """Sign-ups with a wrong (unknown, used or expired) invitation code per client address per hour;
+    past it every sign-up from that address carrying a code is 429 until the window frees."""
+    require_verification: bool = True
+    """Only verified members (invitation code or an admin) count in sealed tables; false: everyone does."""
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
     """PostgreSQL: the server cancels any one statement of the app running longer (0 = no limit)."""
     export_rate_per_hour: int = Field(default=12, ge=1)

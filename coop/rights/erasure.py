@@ -12,7 +12,9 @@ Invariants:
 - Serialised with ingest: the account and key rows are locked first (on PostgreSQL ``FOR UPDATE``,
   which also waits for in-flight ping inserts holding a key-share lock on the key row; SQLite's write
   transactions are serial already).
-- The audit event names ids and counts only.
+- The audit event (``member.erased``, visible to the board) says that the member was erased and whether
+  it was a repeat, nothing else: no count of pings, zones, consents or tokens (how much someone held
+  is their data). The counts are in the answer to the member alone.
 """
 
 from __future__ import annotations
@@ -93,9 +95,6 @@ def _erase(session: Session, *, account: Account, member_key: MemberKey | None, 
     if first_erasure or pings_deleted or zones_deleted or withdrawn or tokens_revoked:
         record_audit(session, actor_id=member_id, action=ERASED_ACTION, subject_type="account",
                      subject_id=member_id,
-                     detail={"repeat": not first_erasure, "pings_deleted": pings_deleted,
-                             "privacy_zones_deleted": zones_deleted, "consents_withdrawn": len(withdrawn),
-                             "tokens_revoked": tokens_revoked,
-                             "consent_event_ids": [event.id for event in withdrawn]})
+                     detail={"repeat": not first_erasure})
     session.flush()
     return result

@@ -54,7 +54,7 @@ def account_part(session: Session, *, member_id: str) -> dict[str, Any]:
     return {"account_id": account.id, "roles": list(account.roles), "display_name": account.display_name,
             "organisation": account.organisation, "created_at": _time(account.created_at),
             "terms_version": account.terms_version, "collection_paused": account.collection_paused,
-            "erased_at": _time(account.erased_at)}
+            "erased_at": _time(account.erased_at), "verified_at": _time(account.verified_at)}
 
 
 def tokens_part(session: Session, *, member_id: str) -> list[dict[str, Any]]:

@@ -107,8 +107,7 @@ def test_erasure_deletes_shreds_withdraws_revokes_and_keeps_the_ledger(
         assert key_after.no == key_before.no
         audit = session.exec(select(AuditEvent).where(AuditEvent.action == ERASED_ACTION)).all()
         assert len(audit) == 1 and audit[0].subject_id == member.account_id
-        assert set(audit[0].detail) == {"repeat", "pings_deleted", "privacy_zones_deleted", "consents_withdrawn",
-                                        "tokens_revoked", "consent_event_ids"}
+        assert audit[0].detail == {"repeat": False}  # no counts: how much a member held is their data
         remaining_keys = session.exec(select(MemberKey.account_id, MemberKey.wrapped_key)).all()
 
     # The copy of the ciphertext taken before erasure opens with nothing the system still holds.

@@ -123,6 +123,7 @@ BODIES: dict[str, Callable[[World, str], RequestSpec]] = {
     "POST /v1/ingest/overland": _overland,
     "POST /v1/accounts": lambda _w, _c: RequestSpec(json={"roles": ["member"], "display_name": "New account"}),
     "POST /v1/dividends": _dividend,
+    "POST /v1/invitations": lambda _w, _c: RequestSpec(json={"count": 2, "note": "matrix", "valid_days": 7}),
     "POST /v1/licence-requests": lambda _w, _c: RequestSpec(json=request_body()),
     "POST /v1/licence-requests/{request_id}/votes": lambda _w, _c: RequestSpec(json={"decision": "abstain"}),
     "POST /v1/licences/{licence_id}/payments":
