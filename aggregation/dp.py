@@ -10,9 +10,10 @@ Invariants (derived in docs/privacy-accounting.md, tested in tests/unit/test_dp_
   query it changes at most ``squared_sensitivity`` counts, each by at most 1 (L2 sensitivity
   ``sqrt(squared_sensitivity)``) and opens at most ``contribution_bound`` partitions of its own;
 - the whole day is then a ``rho_per_day``-zCDP composition (OpenDP's own privacy map), converted to
-  ``(epsilon_per_day, delta_gaussian)`` by OpenDP's zCDP-to-approxDP conversion, and partition selection
-  (publish only noisy counts ``>= tau``) spends the rest: ``delta_gaussian + c * delta_partition ==
-  delta`` with ``c = e^eps`` (add/remove) or ``1 + e^eps`` (when the member also stays in the table);
+  ``(eps_g, delta_gaussian)`` by OpenDP's zCDP-to-approxDP conversion; partition selection (publish only
+  noisy counts ``>= tau``; at most ``new_partitions`` keys hold the member alone) spends
+  ``delta_partition = m P(1 + Z >= tau)``, and the day is ``(eps_g + ln(1/(1 - delta_partition)),
+  delta_gaussian + delta_partition)``-DP, both equal to the request;
 - ``tau >= k_floor``; a plan is a pure function of its inputs (re-derive it, never trust a stored one).
 """
 
