@@ -158,7 +158,7 @@ def authenticate(session: Session, token: str | None) -> Principal:
     return Principal(account=account, token_id=row.id)
 
 
-def countable_member_ids(settings: Settings) -> Select[tuple[str]]:
+def countable_member_ids(settings: Settings) -> Select[str]:
     """A select of the account ids whose data may count in sealed tables (use it as a subquery).
 
     Placeholder until verified membership lands: every account that is not erased counts (the sealer
