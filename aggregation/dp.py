@@ -10,9 +10,10 @@ Invariants (derived in docs/privacy-accounting.md, tested in tests/unit/test_dp_
   query it changes at most ``squared_sensitivity`` counts, each by at most 1 (L2 sensitivity
   ``sqrt(squared_sensitivity)``) and opens at most ``contribution_bound`` partitions of its own;
 - the whole day is then a ``rho_per_day``-zCDP composition (OpenDP's own privacy map), converted to
-  ``(epsilon_per_day, delta_gaussian)`` by OpenDP's zCDP-to-approxDP conversion, and partition selection
-  (publish only noisy counts ``>= tau``) spends the rest: ``delta_gaussian + c * delta_partition ==
-  delta`` with ``c = e^eps`` (add/remove) or ``1 + e^eps`` (when the member also stays in the table);
+  ``(eps_g, delta_gaussian)`` by OpenDP's zCDP-to-approxDP conversion; partition selection (publish only
+  noisy counts ``>= tau``; at most ``new_partitions`` keys hold the member alone) spends
+  ``delta_partition = m P(1 + Z >= tau)``, and the day is ``(eps_g + ln(1/(1 - delta_partition)),
+  delta_gaussian + delta_partition)``-DP, both equal to the request;
 - ``tau >= k_floor``; a plan is a pure function of its inputs (re-derive it, never trust a stored one).
 """
 
@@ -182,11 +183,23 @@ def opendp_epsilon(sigma: float, l2_sensitivity: float, delta_gaussian: float) -
 
 # --- The discrete Gaussian tail (partition selection) ----------------------------------------------
 
-def discrete_gaussian_tail(sigma: float, threshold: int) -> float:
-    """P(Z >= threshold) for Z discrete Gaussian with scale ``sigma`` (an upper bound for huge sigma).
+def _normaliser(sigma: float) -> float:
+    """sum over all integers k of e^(-k^2 / 2 sigma^2).
 
-    Exact summation while the terms fit in ~40 sigma; beyond 10^4 sigma the rigorous bound
-    (e^(-t^2/2s^2) + s sqrt(pi/2) erfc(t / s sqrt 2)) / (s sqrt(2 pi) - 1).
+    By Poisson summation it is sigma sqrt(2 pi) (1 + 2 sum_k e^(-2 pi^2 sigma^2 k^2)); from sigma = 3 the
+    correction is below e^-177, so the closed form is exact in floating point."""
+    if sigma >= 3.0:
+        return sigma * math.sqrt(2.0 * math.pi)
+    steps = np.arange(1, math.ceil(40.0 * sigma) + 2, dtype=np.float64)
+    return 1.0 + 2.0 * float(np.sum(np.exp(-np.square(steps) / (2.0 * sigma * sigma))))
+
+
+def discrete_gaussian_tail(sigma: float, threshold: int) -> float:
+    """P(Z >= threshold) for Z discrete Gaussian with scale ``sigma``.
+
+    Sums the terms from ``threshold`` until they fall below 1e-17 of the first (exact in floating
+    point); beyond sigma = 10^4, the rigorous upper bound (e^(-t^2/2s^2) + s sqrt(pi/2) erfc(t / s sqrt 2))
+    / (s sqrt(2 pi)).
     """
     if threshold <= 0:  # symmetry: P(Z >= t) = 1 - P(Z >= 1 - t)
         return 1.0 - discrete_gaussian_tail(sigma, 1 - threshold)
@@ -194,11 +207,10 @@ def discrete_gaussian_tail(sigma: float, threshold: int) -> float:
     if sigma > 1e4:
         head = math.exp(-threshold * threshold / two_var)
         integral = sigma * math.sqrt(math.pi / 2.0) * math.erfc(threshold / (sigma * math.sqrt(2.0)))
-        return min(1.0, (head + integral) / (sigma * math.sqrt(2.0 * math.pi) - 1.0))
-    span = math.ceil(40.0 * sigma) + 2
-    tail = np.exp(-np.square(np.arange(threshold, threshold + span, dtype=np.float64)) / two_var)
-    body = np.exp(-np.square(np.arange(1, span, dtype=np.float64)) / two_var)
-    return math.fsum(tail.tolist()) / (1.0 + 2.0 * math.fsum(body.tolist()))
+        return min(1.0, (head + integral) / _normaliser(sigma))
+    last = math.sqrt(threshold * threshold + 80.0 * two_var)  # e^-40 of the first term beyond
+    steps = np.arange(threshold, math.ceil(last) + 1, dtype=np.float64)
+    return float(np.sum(np.exp(-np.square(steps) / two_var))) / _normaliser(sigma)
 
 
 def partition_threshold(sigma: float, probability: float) -> int:

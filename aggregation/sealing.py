@@ -19,7 +19,7 @@ are the distinct (member_no, bucket) with any input line, published or not (usag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -79,8 +79,23 @@ def _bound(summed: pl.DataFrame, keys: list[str], bound: int) -> pl.DataFrame:
     return ranked.group_by(owner, maintain_order=True).head(bound).select(*owner, *keys).collect()
 
 
-def _generalise(contributions: pl.DataFrame, keys: list[str], plan: NoisePlan) -> list[pl.DataFrame]:
-    """The published rows of every level (the loop of step 2); ``contributions`` are distinct."""
+Decide = Callable[[int, pl.DataFrame], pl.DataFrame]
+"""Given a level and its exact counts (bucket, keys..., members), the rows published at that level."""
+
+
+def noisy_decision(plan: NoisePlan) -> Decide:
+    """The sealing rule: every count gets fresh noise (one OpenDP call per level); publish noisy >= tau."""
+    def decide(level: int, counts: pl.DataFrame) -> pl.DataFrame:
+        noisy = counts.with_columns(add_noise(counts.get_column("members"), plan=plan))
+        return noisy.filter(pl.col("members") >= plan.tau)
+    return decide
+
+
+def generalise(contributions: pl.DataFrame, *, keys: list[str], plan: NoisePlan,
+               decide: Decide) -> list[pl.DataFrame]:
+    """Step 2 over distinct contributions (member_no, bucket, keys at ``plan.resolution``): per level the
+    exact distinct-member counts are handed to ``decide``; what it publishes leaves the pending set, the
+    rest moves to the parent level. Returns the published rows of each level (with ``resolution``)."""
     group = ["bucket", *keys]
     pending = contributions.select("member_no", *group)
     published: list[pl.DataFrame] = []
@@ -91,11 +106,15 @@ def _generalise(contributions: pl.DataFrame, keys: list[str], plan: NoisePlan) -
         if pending.height == 0:
             break
         counts = pending.group_by(group).agg(pl.len().cast(pl.Int64).alias("members"))
-        noisy = counts.with_columns(add_noise(counts.get_column("members"), plan=plan))
-        kept = noisy.filter(pl.col("members") >= plan.tau)
+        kept = decide(level, counts).select(*group, "members")
         published.append(kept.with_columns(pl.lit(level, dtype=pl.Int64).alias("resolution")))
         pending = pending.join(kept.select(group), on=group, how="anti")
     return published
+
+
+def bound_lines(lines: pl.DataFrame, *, keys: list[str], plan: NoisePlan) -> pl.DataFrame:
+    """Step 1: checked, summed, bounded contributions (member_no, bucket, keys), distinct."""
+    return _bound(_prepare(lines, keys, plan), keys, plan.contribution_bound)
 
 
 def _seal(lines: pl.DataFrame, keys: list[str], plan: NoisePlan,
@@ -103,7 +122,8 @@ def _seal(lines: pl.DataFrame, keys: list[str], plan: NoisePlan,
     summed = _prepare(lines, keys, plan)
     contributors = summed.select("member_no", "bucket").unique().sort("bucket", "member_no")
     contributions = _bound(summed, keys, plan.contribution_bound)
-    parts = [part.select(list(schema)) for part in _generalise(contributions, keys, plan)]
+    levels = generalise(contributions, keys=keys, plan=plan, decide=noisy_decision(plan))
+    parts = [part.select(list(schema)) for part in levels]
     rows = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
     order = ["bucket", "resolution", *keys]
     rows = rows.sort(order, descending=[False, True, *[False] * len(keys)])
