@@ -126,12 +126,6 @@ class EligibilityCache:
         return Eligible(windows=clipped, account_ids=self._accounts)
 
 
-def eligible_members(connection: Connection, *, purpose_code: str, settings: Settings, lo_ms: int,
-                     hi_ms: int) -> Eligible:
-    """Eligible members and their windows inside ``[lo_ms, hi_ms)`` (members without one are left out)."""
-    return EligibilityCache(purpose_code=purpose_code, settings=settings).at(connection, lo_ms=lo_ms, hi_ms=hi_ms)
-
-
 def _cell_sql(resolution: int) -> str:
     return "p.cell" if resolution == FINEST_RESOLUTION else parent_cell_sql("p.cell", resolution)
 
