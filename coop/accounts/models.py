@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from coop.accounts.roles import Role  # noqa: F401  (re-exported: older imports)
+from coop.accounts.roles import Role as Role  # re-exported for older imports
 from coop.kit.db import UTCDateTime
 
 
