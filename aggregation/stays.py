@@ -26,6 +26,7 @@ that a trip departing late in a bucket still finds its destination stay (see ``r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import h3.api.basic_int as h3_int
 import numpy as np
@@ -85,12 +86,11 @@ def unit_vectors(lat_deg: FloatArray, lng_deg: FloatArray) -> tuple[FloatArray, 
 
 def cell_centre_vectors(cells: pl.Series) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Unit vectors of the centres of ``cells`` (H3 integers), one H3 call per distinct cell."""
-    distinct = cells.unique()
-    centres = np.array([h3_int.cell_to_latlng(cell) for cell in distinct.to_list()],
+    distinct = cells.unique().sort().to_numpy()
+    centres = np.array([h3_int.cell_to_latlng(int(cell)) for cell in distinct],
                        dtype=np.float64).reshape(-1, 2)
     x, y, z = unit_vectors(centres[:, 0], centres[:, 1])
-    slot = cells.replace_strict(distinct, pl.Series(np.arange(distinct.len(), dtype=np.int64)),
-                                return_dtype=pl.Int64).to_numpy()
+    slot = np.searchsorted(distinct, cells.to_numpy())
     return x[slot], y[slot], z[slot]
 
 
@@ -101,13 +101,28 @@ def chord_threshold(radius_m: float) -> float:
 
 # --- the scan --------------------------------------------------------------------------------------
 
-class _Track:
-    """All members' pings in (member, time, cell) order, as flat arrays."""
+class _Segments:
+    """Runs of one member's consecutive pings at one position, over all members in (member, time)
+    order: a stay always starts at a segment's first ping and ends at a segment's last ping (a ping
+    at distance 0 from its predecessor cannot be where a run breaks, and a scan that moves on from a
+    segment's first ping finds no stay starting later in that segment, whose runs are shorter)."""
 
-    def __init__(self, member_of: IntArray, ts: IntArray, x: FloatArray, y: FloatArray, z: FloatArray,
-                 member_start: IntArray, member_end: IntArray, last_of: IntArray, threshold: float) -> None:
-        self.member_of, self.ts, self.x, self.y, self.z = member_of, ts, x, y, z
-        self.member_start, self.member_end, self.last_of = member_start, member_end, last_of
+    def __init__(self, member: IntArray, ts: IntArray, key: IntArray, cell: IntArray,
+                 vectors: Callable[[IntArray], tuple[FloatArray, FloatArray, FloatArray]],
+                 threshold: float) -> None:
+        n = member.size
+        head = np.ones(n, dtype=np.bool_)
+        head[1:] = (member[1:] != member[:-1]) | (key[1:] != key[:-1])
+        starts = np.flatnonzero(head).astype(np.int64)
+        ends = np.append(starts[1:], n)
+        self.member, self.cell = member[starts], cell[starts]
+        self.first_ts, self.last_ts, self.count = ts[starts], ts[ends - 1], ends - starts
+        self.x, self.y, self.z = vectors(starts)
+        size = starts.size
+        boundaries = np.flatnonzero(self.member[1:] != self.member[:-1]) + 1
+        self.member_start = np.concatenate([[0], boundaries]).astype(np.int64)
+        self.member_end = np.append(boundaries, size).astype(np.int64)
+        self.last = np.repeat(self.member_end - 1, self.member_end - self.member_start)
         self.threshold = threshold
 
     def far(self, anchor: IntArray, other: IntArray) -> BoolArray:
@@ -118,59 +133,43 @@ class _Track:
         return np.asarray(dx * dx + dy * dy + dz * dz > self.threshold)
 
 
-def _anchors(track: _Track, min_ms: int) -> tuple[BoolArray, IntArray]:
-    """For every ping i: does a stay start there, and an index ``probe[i]`` such that every ping in
-    ``[i, probe[i])`` lies within the radius of ping i (where extending a stay from i resumes).
+def _anchors(segs: _Segments, min_ms: int) -> tuple[BoolArray, IntArray]:
+    """For every segment: does a stay start at its first ping, and for those a segment ``probe``
+    such that every segment before it (from this one) lies within the radius.
 
-    Consecutive pings at the same position form a segment and share one probe, which walks the
-    following segments (vectorised: one pass per offset) until one lies beyond the radius, or one
-    starts ``min_ms`` after the segment's last ping (then every ping of the segment starts a stay),
-    or the member's pings end. The work is the number of segments within ``min_ms`` of each segment."""
-    ts, n = track.ts, track.ts.size
-    head = np.ones(n, dtype=np.bool_)
-    head[1:] = ((track.member_of[1:] != track.member_of[:-1]) | (track.x[1:] != track.x[:-1])
-                | (track.y[1:] != track.y[:-1]) | (track.z[1:] != track.z[:-1]))
-    seg_start = np.flatnonzero(head).astype(np.int64)
-    seg_end = np.append(seg_start[1:], n)
-    member_end = track.last_of[seg_start] + 1
-    last_segment = np.searchsorted(seg_start, member_end, side="left") - 1
-    first_ts, last_ts = ts[seg_start], ts[seg_end - 1]
-    # stop: the segment where the walk ended; how: 0 beyond the radius, 1 time reached, 2 no more pings
-    stop = np.zeros(seg_start.size, dtype=np.int64)
-    how = np.full(seg_start.size, 2, dtype=np.int8)
-    pending = np.arange(seg_start.size, dtype=np.int64)
+    Vectorised, one pass per offset: each segment walks the following ones until one lies beyond
+    the radius (no stay), one ends ``min_ms`` or more after this one begins (a stay), or the
+    member's pings end (no stay). The work is the segments within ``min_ms`` of each segment."""
+    index = np.arange(segs.first_ts.size, dtype=np.int64)
+    anchor = segs.last_ts - segs.first_ts >= min_ms
+    probe = np.where(anchor, index + 1, 0)
+    pending = index[~anchor]
     offset = 1
     while pending.size:
         other = pending + offset
-        ended = other > last_segment[pending]
-        pending, other = pending[~ended], other[~ended]
-        far = track.far(seg_start[pending], seg_start[other])
-        timed = ~far & (first_ts[other] >= last_ts[pending] + min_ms)
-        stop[pending[far]], how[pending[far]] = other[far], 0
-        stop[pending[timed]], how[pending[timed]] = other[timed], 1
-        pending = pending[~far & ~timed]
+        live = other <= segs.last[pending]
+        pending, other = pending[live], other[live]
+        near = ~segs.far(pending, other)
+        timed = near & (segs.last_ts[other] - segs.first_ts[pending] >= min_ms)
+        anchor[pending[timed]] = True
+        probe[pending[timed]] = other[timed] + 1
+        pending = pending[near & ~timed]
         offset += 1
-    segment = np.cumsum(head) - 1
-    ping_stop, ping_how = stop[segment], how[segment]
-    run_end = np.where(ping_how == 0, seg_start[ping_stop], track.last_of + 1)
-    is_anchor = (ping_how == 1) | (ts[run_end - 1] - ts >= min_ms)
-    probe = np.where(ping_how == 1, seg_end[ping_stop], run_end)
-    return is_anchor, probe
+    return anchor, probe
 
 
-def _extend(track: _Track, anchor: IntArray, probe: IntArray, limit: IntArray) -> IntArray:
-    """For each stay anchored at ``anchor``: the first index in ``[probe, limit)`` beyond the radius,
-    else ``limit``. Gathers windows that double in width, so each stay costs O(its pings)."""
+def _extend(segs: _Segments, anchor: IntArray, probe: IntArray, limit: IntArray) -> IntArray:
+    """For each stay anchored at ``anchor``: the first segment in ``[probe, limit)`` beyond the
+    radius, else ``limit``. Gathers windows that double in width, so a stay costs O(its segments)."""
     end = limit.copy()
     todo = np.arange(anchor.size, dtype=np.int64)
     probe = probe.copy()
     width = 8
-    last_index = track.ts.size - 1
+    last_index = segs.first_ts.size - 1
     while todo.size:
         a, q, lim = anchor[todo], probe[todo], limit[todo]
         columns = q[:, None] + np.arange(width, dtype=np.int64)[None, :]
-        inside = columns < lim[:, None]
-        beyond = inside & track.far(a[:, None], np.minimum(columns, last_index))
+        beyond = (columns < lim[:, None]) & segs.far(a[:, None], np.minimum(columns, last_index))
         found = beyond.any(axis=1)
         end[todo[found]] = q[found] + beyond[found].argmax(axis=1)
         unresolved = ~found & (q + width < lim)
@@ -180,15 +179,16 @@ def _extend(track: _Track, anchor: IntArray, probe: IntArray, limit: IntArray) -
     return end
 
 
-def _scan(track: _Track, min_ms: int) -> tuple[IntArray, IntArray]:
-    """The greedy scan for every member at once: (first index, end index exclusive) of each stay."""
-    n = track.ts.size
-    is_anchor, probe = _anchors(track, min_ms)
-    candidates = np.where(is_anchor, np.arange(n, dtype=np.int64), n)
-    next_anchor = np.append(np.minimum.accumulate(candidates[::-1])[::-1], n)
-    # From any position the scan walks forward one ping at a time until it meets an anchor, so the
-    # next stay is next_anchor[position]; the scan then resumes at that stay's end.
-    position, limit = track.member_start, track.member_end
+def _scan(segs: _Segments, min_ms: int) -> tuple[IntArray, IntArray]:
+    """The greedy scan for every member at once: (first segment, end segment exclusive) per stay."""
+    size = segs.first_ts.size
+    is_anchor, probe = _anchors(segs, min_ms)
+    candidates = np.where(is_anchor, np.arange(size, dtype=np.int64), size)
+    next_anchor = np.append(np.minimum.accumulate(candidates[::-1])[::-1], size)
+    # From any position the scan moves on one ping at a time until it meets an anchor, so the next
+    # stay starts at next_anchor[position]; the scan then resumes where that stay ends. Members
+    # advance in lockstep: one pass per stay of the member with the most stays.
+    position, limit = segs.member_start, segs.member_end
     starts: list[IntArray] = []
     ends: list[IntArray] = []
     while position.size:
@@ -197,7 +197,7 @@ def _scan(track: _Track, min_ms: int) -> tuple[IntArray, IntArray]:
         anchor, limit = anchor[live], limit[live]
         if not anchor.size:
             break
-        end = _extend(track, anchor, probe[anchor], limit)
+        end = _extend(segs, anchor, probe[anchor], limit)
         starts.append(anchor)
         ends.append(end)
         position = end
@@ -220,37 +220,28 @@ def _ordered(pings: pl.DataFrame) -> pl.DataFrame:
     return frame if bool(ordered.all()) else frame.sort(list(PING_SCHEMA))
 
 
-def _stays(frame: pl.DataFrame, x: FloatArray, y: FloatArray, z: FloatArray, *, radius_m: float,
-           min_minutes: float) -> pl.DataFrame:
+def _check(radius_m: float, min_minutes: float) -> None:
     if radius_m < 0 or min_minutes < 0:
         raise ValueError("radius_m and min_minutes must not be negative")
-    if frame.height == 0:
-        return pl.DataFrame(schema=STAY_SCHEMA)
-    member = frame.get_column("member_no").to_numpy()
-    n = member.size
-    boundaries = np.flatnonzero(member[1:] != member[:-1]) + 1
-    member_start = np.concatenate([[0], boundaries]).astype(np.int64)
-    member_end = np.concatenate([boundaries, [n]]).astype(np.int64)
-    last_of = np.repeat(member_end - 1, member_end - member_start)
-    track = _Track(member, frame.get_column("ts_ms").to_numpy(), x, y, z, member_start, member_end, last_of,
-                   chord_threshold(radius_m))
-    first, end = _scan(track, math.ceil(min_minutes * 60_000))
+
+
+def _stays(segs: _Segments, *, min_minutes: float) -> pl.DataFrame:
+    first, end = _scan(segs, math.ceil(min_minutes * 60_000))
     if not first.size:
         return pl.DataFrame(schema=STAY_SCHEMA)
     lengths = end - first
-    stay_of_ping = np.repeat(np.arange(first.size, dtype=np.int64), lengths)
     before = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    ping_index = np.repeat(first - before, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
-    cells = frame.get_column("cell").to_numpy()[ping_index]
-    main_cell = (pl.DataFrame({"stay": stay_of_ping, "cell": cells})
-                 .group_by("stay", "cell").len()
-                 .sort(["stay", "len", "cell"], descending=[False, True, False])
+    inside = np.repeat(first - before, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+    main_cell = (pl.DataFrame({"stay": np.repeat(np.arange(first.size, dtype=np.int64), lengths),
+                               "cell": segs.cell[inside], "pings": segs.count[inside]})
+                 .group_by("stay", "cell").agg(pl.col("pings").sum())
+                 .sort(["stay", "pings", "cell"], descending=[False, True, False])
                  .unique("stay", keep="first", maintain_order=True)
                  .get_column("cell"))
-    ts = track.ts
+    counted = np.concatenate([[0], np.cumsum(segs.count)]).astype(np.int64)
     return pl.DataFrame({
-        "member_no": member[first], "start_ms": ts[first], "end_ms": ts[end - 1], "cell": main_cell,
-        "pings": end - first,
+        "member_no": segs.member[first], "start_ms": segs.first_ts[first], "end_ms": segs.last_ts[end - 1],
+        "cell": main_cell, "pings": counted[end] - counted[first],
     }, schema=STAY_SCHEMA)
 
 
@@ -258,20 +249,38 @@ def detect_stays(pings: pl.DataFrame, *, radius_m: float = DEFAULT_RADIUS_M,
                  min_minutes: float = DEFAULT_MIN_MINUTES) -> pl.DataFrame:
     """``pings`` (member_no, ts_ms, cell at resolution 10; any order) -> the stays, one row each:
     member_no, start_ms, end_ms, cell (resolution 10), pings; ordered by member and start."""
+    _check(radius_m, min_minutes)
     frame = _ordered(pings)
-    x, y, z = cell_centre_vectors(frame.get_column("cell"))
-    return _stays(frame, x, y, z, radius_m=radius_m, min_minutes=min_minutes)
+    if frame.height == 0:
+        return pl.DataFrame(schema=STAY_SCHEMA)
+    member, ts, cell = (frame.get_column(name).to_numpy() for name in PING_SCHEMA)
+
+    def centres(heads: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        return cell_centre_vectors(pl.Series(cell[heads], dtype=pl.Int64))
+
+    return _stays(_Segments(member, ts, cell, cell, centres, chord_threshold(radius_m)),
+                  min_minutes=min_minutes)
 
 
 def detect_stays_at_points(pings: pl.DataFrame, *, radius_m: float = DEFAULT_RADIUS_M,
                            min_minutes: float = DEFAULT_MIN_MINUTES) -> pl.DataFrame:
     """As :func:`detect_stays`, but measuring distances between the pings' own ``lat``/``lng``
     columns (the alternative the sealer does not use; ``bench/stays.py`` compares the two)."""
-    frame = pings.select(*(pl.col(name).cast(dtype) for name, dtype in PING_SCHEMA.items()),
-                         pl.col("lat").cast(pl.Float64), pl.col("lng").cast(pl.Float64))
-    frame = frame.sort(list(PING_SCHEMA), maintain_order=True)
+    _check(radius_m, min_minutes)
+    frame = (pings.select(*(pl.col(name).cast(dtype) for name, dtype in PING_SCHEMA.items()),
+                          pl.col("lat").cast(pl.Float64), pl.col("lng").cast(pl.Float64))
+             .sort(list(PING_SCHEMA), maintain_order=True))
+    if frame.height == 0:
+        return pl.DataFrame(schema=STAY_SCHEMA)
+    member, ts, cell = (frame.get_column(name).to_numpy() for name in PING_SCHEMA)
     x, y, z = unit_vectors(frame.get_column("lat").to_numpy(), frame.get_column("lng").to_numpy())
-    return _stays(frame.drop("lat", "lng"), x, y, z, radius_m=radius_m, min_minutes=min_minutes)
+
+    def points(heads: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        return x[heads], y[heads], z[heads]
+
+    each_alone = np.arange(member.size, dtype=np.int64)
+    return _stays(_Segments(member, ts, each_alone, cell, points, chord_threshold(radius_m)),
+                  min_minutes=min_minutes)
 
 
 # --- tables' inputs --------------------------------------------------------------------------------
