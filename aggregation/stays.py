@@ -34,7 +34,7 @@ import numpy.typing as npt
 import polars as pl
 
 from aggregation.kanon import FINEST_RESOLUTION, parent_cell_expr
-from aggregation.periods import DAY_MS, HOUR_MS, TimeBucket
+from aggregation.periods import HOUR_MS
 
 DEFAULT_RADIUS_M = 200.0
 DEFAULT_MIN_MINUTES = 15.0
@@ -42,11 +42,11 @@ STAY_LOOKBACK_MS = 12 * HOUR_MS
 """Pings read before a sealed range: a stay that began up to 12 h before it is seen whole."""
 STAY_LOOKAHEAD_MS = 12 * HOUR_MS
 """Pings read after a sealed range: a stay overlapping its end is seen whole if it ends within 12 h,
-and a trip departing inside the range is found if its destination stay is established within 12 h."""
+and a trip departing inside the range is found if its destination stay is established within 12 h.
+Both margins stay within a day: ``aggregation.dp.exposure`` charges a member-day to the buckets of
+the day before and after (daily), 72 hours (hourly, sealed a day at a time), 2 weeks (weekly)."""
 EARTH_RADIUS_M = 6_371_007.180918475
 """The sphere H3 measures on (``h3.great_circle_distance``)."""
-_WEEK_ORIGIN_MS = 4 * DAY_MS
-"""1970-01-05, a Monday: week buckets are aligned to it."""
 _GATHER_BUDGET = 4_000_000
 """Most distance evaluations held at once while extending stays (bounds memory)."""
 
@@ -69,11 +69,10 @@ def read_window(start_ms: int, end_ms: int) -> tuple[int, int]:
     return start_ms - STAY_LOOKBACK_MS, end_ms + STAY_LOOKAHEAD_MS
 
 
-def bucket_start_expr(ts: pl.Expr, time_bucket: TimeBucket) -> pl.Expr:
-    """The UTC-aligned start of the bucket holding ``ts`` (weeks start on Monday)."""
-    length = time_bucket.length_ms
-    origin = _WEEK_ORIGIN_MS if time_bucket is TimeBucket.WEEK else 0
-    return (ts - origin) // length * length + origin
+def bucket_start_expr(ts: pl.Expr, *, bucket_ms: int, origin_ms: int) -> pl.Expr:
+    """The start of the bucket holding ``ts``, buckets being ``bucket_ms`` long from ``origin_ms``
+    (any bucket start: the sealer passes its chunk's first bucket, so weeks start on Monday)."""
+    return origin_ms + (ts - origin_ms) // bucket_ms * bucket_ms
 
 
 # --- positions -----------------------------------------------------------------------------------
@@ -292,15 +291,15 @@ def _at_resolution(column: str, resolution: int) -> pl.Expr:
     return expr if resolution == FINEST_RESOLUTION else parent_cell_expr(expr, resolution)
 
 
-def stay_contributions(stays: pl.DataFrame, *, time_bucket: TimeBucket, resolution: int,
-                       start_ms: int, end_ms: int) -> pl.DataFrame:
-    """Stays -> bucket, member_no, cell (at ``resolution``), weight, for the buckets inside
-    ``[start_ms, end_ms)``. A stay counts in every bucket its ``[start_ms, end_ms]`` overlaps; its
+def stay_contributions(stays: pl.DataFrame, *, bucket_ms: int, resolution: int, start_ms: int,
+                       end_ms: int) -> pl.DataFrame:
+    """Stays -> bucket (its start, epoch ms), member_no, cell (at ``resolution``), weight, for the
+    buckets of ``bucket_ms`` inside ``[start_ms, end_ms)`` (``start_ms`` a bucket start). A stay counts in every bucket its ``[start_ms, end_ms]`` overlaps; its
     weight there is the milliseconds of overlap (inclusive, so at least 1), summed over the member's
     stays in that cell: bounding keeps the cells where the member stayed longest."""
-    length = time_bucket.length_ms
-    first = bucket_start_expr(pl.col("start_ms"), time_bucket)
-    last = bucket_start_expr(pl.col("end_ms"), time_bucket)
+    length = bucket_ms
+    first = bucket_start_expr(pl.col("start_ms"), bucket_ms=length, origin_ms=start_ms)
+    last = bucket_start_expr(pl.col("end_ms"), bucket_ms=length, origin_ms=start_ms)
     return (stays.lazy()
             .filter(pl.col("end_ms") >= start_ms, pl.col("start_ms") < end_ms)
             .select("member_no", "start_ms", "end_ms", _at_resolution("cell", resolution).alias("cell"),
@@ -330,13 +329,13 @@ def detect_trips(stays: pl.DataFrame, *, resolution: int) -> pl.DataFrame:
             .collect())
 
 
-def trip_contributions(trips: pl.DataFrame, *, time_bucket: TimeBucket, start_ms: int,
-                       end_ms: int) -> pl.DataFrame:
-    """Trips -> bucket (of departure), member_no, origin, destination, weight (trips made), for the
-    departures inside ``[start_ms, end_ms)``."""
+def trip_contributions(trips: pl.DataFrame, *, bucket_ms: int, start_ms: int, end_ms: int) -> pl.DataFrame:
+    """Trips -> bucket (of departure, its start), member_no, origin, destination, weight (trips
+    made), for the departures inside ``[start_ms, end_ms)`` (``start_ms`` a bucket start)."""
     return (trips.lazy()
             .filter(pl.col("depart_ms") >= start_ms, pl.col("depart_ms") < end_ms)
-            .group_by(bucket_start_expr(pl.col("depart_ms"), time_bucket).alias("bucket"), "member_no",
+            .group_by(bucket_start_expr(pl.col("depart_ms"), bucket_ms=bucket_ms, origin_ms=start_ms).alias("bucket"),
+                      "member_no",
                       "origin", "destination")
             .agg(pl.len().alias("weight"))
             .select(pl.col(name).cast(dtype) for name, dtype in PAIR_CONTRIBUTION_SCHEMA.items())

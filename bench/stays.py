@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aggregation.gazetteer import nearest
 from aggregation.kanon import parent_cell_expr
-from aggregation.periods import DAY_MS, TimeBucket
+from aggregation.periods import DAY_MS
 from aggregation.stays import (
     detect_stays,
     detect_stays_at_points,
@@ -92,9 +92,8 @@ def scaled(week: pl.DataFrame, pings: int) -> pl.DataFrame:
 def _stays_and_trips(pings: pl.DataFrame, start_ms: int, end_ms: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     stays = detect_stays(pings)
     trips = detect_trips(stays, resolution=RESOLUTION)
-    kept = {"time_bucket": TimeBucket.DAY, "start_ms": start_ms, "end_ms": end_ms}
-    return (stay_contributions(stays, resolution=RESOLUTION, **kept),  # type: ignore[arg-type]
-            trip_contributions(trips, **kept))  # type: ignore[arg-type]
+    kept = {"bucket_ms": DAY_MS, "start_ms": start_ms, "end_ms": end_ms}
+    return stay_contributions(stays, resolution=RESOLUTION, **kept), trip_contributions(trips, **kept)
 
 
 def child(mode: str, path: str) -> dict[str, Any]:
@@ -157,9 +156,9 @@ def positions(week: pl.DataFrame) -> None:
     print(f"positions ({week.height:,} pings): {by_cell.height:,} stays from cell centres "
           f"({cell_seconds:.2f} s), {by_point.height:,} from exact coordinates ({point_seconds:.2f} s)")
     for resolution in (10, 9, 7):
-        cells = [stay_contributions(s, time_bucket=TimeBucket.DAY, resolution=resolution,
+        cells = [stay_contributions(s, bucket_ms=DAY_MS, resolution=resolution,
                                     start_ms=WEEK_START_MS, end_ms=WEEK_END_MS) for s in (by_cell, by_point)]
-        trips = [trip_contributions(detect_trips(s, resolution=resolution), time_bucket=TimeBucket.DAY,
+        trips = [trip_contributions(detect_trips(s, resolution=resolution), bucket_ms=DAY_MS,
                                     start_ms=WEEK_START_MS, end_ms=WEEK_END_MS) for s in (by_cell, by_point)]
         print(f"  res {resolution:>2}: member-day stay cells agree {_jaccard(*(_keys(c, 'bucket', 'member_no', 'cell') for c in cells)):.1%}"
               f" (Jaccard); member-day od pairs agree "
@@ -179,7 +178,7 @@ def positions(week: pl.DataFrame) -> None:
 
 def strongest_pairs(week: pl.DataFrame) -> None:
     stays = detect_stays(week.select("member_no", "ts_ms", "cell"))
-    pairs = (trip_contributions(detect_trips(stays, resolution=7), time_bucket=TimeBucket.DAY,
+    pairs = (trip_contributions(detect_trips(stays, resolution=7), bucket_ms=DAY_MS,
                                 start_ms=WEEK_START_MS, end_ms=WEEK_END_MS)
              .group_by("bucket", "origin", "destination").agg(pl.col("member_no").n_unique().alias("members"))
              .group_by("origin", "destination").agg((pl.col("members").sum() / 7).alias("per_day"))

@@ -8,9 +8,11 @@ Invariants:
   verified), not erased, with a live data key, and their latest consent event for the purpose is
   ``given``; a ping counts only if consent was also given at the ping's time
   (``aggregation.consent_windows``).
-- The database groups: one line per (bucket, member, cell at the family's resolution) with its ping
-  count as ``weight``; no ping row travels to Python. Windows travel as arrays (PostgreSQL) or a
-  temporary table (SQLite), never as one bind parameter per member.
+- Presence: the database groups, one line per (bucket, member, cell at the family's resolution) with
+  its ping count as ``weight``; no ping row travels to Python. Stays and od need each member's pings
+  in time order, so ``eligible_pings`` reads them (member_no, ts_ms, cell: no coordinate, no blob).
+  Windows travel as arrays (PostgreSQL) or a temporary table (SQLite), never as one bind parameter
+  per member.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from coop.kit.settings import Settings
 from coop.kit.timeutil import as_utc
 
 CONTRIBUTION_SCHEMA = {"bucket": pl.Int64, "member_no": pl.Int64, "cell": pl.Int64, "weight": pl.Int64}
+PING_SCHEMA = {"member_no": pl.Int64, "ts_ms": pl.Int64, "cell": pl.Int64}
+_FETCH_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,14 @@ def _cell_sql(resolution: int) -> str:
     return "p.cell" if resolution == FINEST_RESOLUTION else parent_cell_sql("p.cell", resolution)
 
 
+def _windowed_sql(select: str, windows_from: str, tail: str = "") -> str:
+    return (f"SELECT {select} FROM ping AS p JOIN {windows_from} AS w ON w.member_no = p.member_no "  # noqa: S608
+            f"AND p.ts_ms >= w.start_ms AND p.ts_ms < w.end_ms WHERE p.ts_ms >= :lo AND p.ts_ms < :hi {tail}")
+
+
 def _grouped_sql(resolution: int, windows_from: str) -> str:
-    return (f"SELECT (p.ts_ms - :lo) / :length AS bucket, p.member_no, {_cell_sql(resolution)} AS cell, "  # noqa: S608
-            f"count(*) AS weight FROM ping AS p JOIN {windows_from} AS w ON w.member_no = p.member_no "
-            "AND p.ts_ms >= w.start_ms AND p.ts_ms < w.end_ms "
-            "WHERE p.ts_ms >= :lo AND p.ts_ms < :hi GROUP BY 1, 2, 3")
+    return _windowed_sql(f"(p.ts_ms - :lo) / :length AS bucket, p.member_no, {_cell_sql(resolution)} AS cell, "
+                         "count(*) AS weight", windows_from, "GROUP BY 1, 2, 3")
 
 
 _PG_WINDOWS = ("(SELECT * FROM unnest(CAST(:members AS integer[]), CAST(:starts AS bigint[]), "
@@ -109,14 +116,9 @@ def _window_columns(windows: dict[int, list[Window]]) -> tuple[list[int], list[i
     return members, starts, ends
 
 
-def grouped_pings(connection: Connection, *, eligible: Eligible, resolution: int, lo_ms: int, hi_ms: int,
-                  length_ms: int) -> pl.DataFrame:
-    """bucket (index from ``lo_ms`` in ``length_ms`` steps), member_no, cell, weight: eligible pings
-    in ``[lo_ms, hi_ms)`` grouped by the database."""
-    if not eligible.windows:
-        return pl.DataFrame(schema=CONTRIBUTION_SCHEMA)
+def _windows_from(connection: Connection, eligible: Eligible, params: dict[str, Any]) -> str:
+    """The windows as a table expression for the SQL above (filling ``params`` or a temp table)."""
     members, starts, ends = _window_columns(eligible.windows)
-    params: dict[str, Any] = {"lo": lo_ms, "hi": hi_ms, "length": length_ms}
     if is_sqlite(str(connection.engine.url)):
         raw = connection.connection.dbapi_connection
         assert raw is not None
@@ -125,9 +127,31 @@ def grouped_pings(connection: Connection, *, eligible: Eligible, resolution: int
         raw.execute("CREATE INDEX IF NOT EXISTS temp.ix_seal_window_member ON seal_window (member_no)")
         raw.execute("DELETE FROM temp.seal_window")
         raw.executemany("INSERT INTO temp.seal_window VALUES (?, ?, ?)", zip(members, starts, ends, strict=True))
-        sql = _grouped_sql(resolution, _SQLITE_WINDOWS)
-    else:
-        params.update(members=members, starts=starts, ends=ends)
-        sql = _grouped_sql(resolution, _PG_WINDOWS)
+        return _SQLITE_WINDOWS
+    params.update(members=members, starts=starts, ends=ends)
+    return _PG_WINDOWS
+
+
+def grouped_pings(connection: Connection, *, eligible: Eligible, resolution: int, lo_ms: int, hi_ms: int,
+                  length_ms: int) -> pl.DataFrame:
+    """bucket (index from ``lo_ms`` in ``length_ms`` steps), member_no, cell, weight: eligible pings
+    in ``[lo_ms, hi_ms)`` grouped by the database."""
+    if not eligible.windows:
+        return pl.DataFrame(schema=CONTRIBUTION_SCHEMA)
+    params: dict[str, Any] = {"lo": lo_ms, "hi": hi_ms, "length": length_ms}
+    sql = _grouped_sql(resolution, _windows_from(connection, eligible, params))
     rows = connection.execute(sa.text(sql), params).all()
     return pl.DataFrame(rows, schema=CONTRIBUTION_SCHEMA, orient="row")
+
+
+def eligible_pings(connection: Connection, *, eligible: Eligible, lo_ms: int, hi_ms: int) -> pl.DataFrame:
+    """member_no, ts_ms, cell (resolution 10) of every eligible ping in ``[lo_ms, hi_ms)``, in no
+    particular order (stay detection orders them)."""
+    if not eligible.windows:
+        return pl.DataFrame(schema=PING_SCHEMA)
+    params: dict[str, Any] = {"lo": lo_ms, "hi": hi_ms}
+    sql = _windowed_sql("p.member_no, p.ts_ms, p.cell", _windows_from(connection, eligible, params))
+    cursor = connection.execute(sa.text(sql), params)
+    batches = [pl.DataFrame(rows, schema=PING_SCHEMA, orient="row")
+               for rows in iter(lambda: cursor.fetchmany(_FETCH_ROWS), [])]
+    return pl.concat(batches) if batches else pl.DataFrame(schema=PING_SCHEMA)

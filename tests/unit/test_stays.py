@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aggregation.dp import Kind, exposure
 from aggregation.kanon import parent_cell
 from aggregation.periods import DAY_MS, HOUR_MS, TimeBucket
 from aggregation.stays import (
@@ -176,12 +177,12 @@ def test_empty_and_invalid_input() -> None:
 
 def test_a_stay_counts_in_every_bucket_it_overlaps_weighted_by_time() -> None:
     stays = detect_stays(frame(dwell(8, HOME, 30, 150)))  # 00:30 - 02:30
-    rows = stay_contributions(stays, time_bucket=TimeBucket.HOUR, resolution=9, start_ms=DAY_START,
+    rows = stay_contributions(stays, bucket_ms=HOUR_MS, resolution=9, start_ms=DAY_START,
                               end_ms=DAY_START + DAY_MS)
     home9 = parent_cell(cell(HOME), 9)
     assert rows.rows() == [(DAY_START, 8, home9, 30 * MINUTE), (DAY_START + HOUR_MS, 8, home9, HOUR_MS),
                            (DAY_START + 2 * HOUR_MS, 8, home9, 30 * MINUTE + 1)]
-    only_second = stay_contributions(stays, time_bucket=TimeBucket.HOUR, resolution=9,
+    only_second = stay_contributions(stays, bucket_ms=HOUR_MS, resolution=9,
                                      start_ms=DAY_START + HOUR_MS, end_ms=DAY_START + 2 * HOUR_MS)
     assert only_second.get_column("bucket").to_list() == [DAY_START + HOUR_MS]
 
@@ -190,8 +191,9 @@ def test_week_buckets_start_on_monday() -> None:
     sunday_night = int(datetime(2026, 11, 8, 23, 0, tzinfo=UTC).timestamp() * 1000)
     rows = [(9, sunday_night + i * 10 * MINUTE, cell(HOME)) for i in range(13)]  # 23:00 - 01:00
     stays = detect_stays(frame(rows))
-    weeks = stay_contributions(stays, time_bucket=TimeBucket.WEEK, resolution=8, start_ms=0, end_ms=2**62)
     mondays = [int(datetime(2026, 11, d, tzinfo=UTC).timestamp() * 1000) for d in (2, 9)]
+    weeks = stay_contributions(stays, bucket_ms=TimeBucket.WEEK.length_ms, resolution=8, start_ms=mondays[0],
+                               end_ms=mondays[0] + 3 * TimeBucket.WEEK.length_ms)
     assert weeks.get_column("bucket").to_list() == mondays
 
 
@@ -201,7 +203,7 @@ def test_trip_contributions_count_trips_by_departure_bucket() -> None:
              + dwell(10, WORK, 121, 150))
     trips = detect_trips(detect_stays(frame(twice)), resolution=9)
     assert trips.height == 3
-    rows = trip_contributions(trips, time_bucket=TimeBucket.DAY, start_ms=DAY_START, end_ms=DAY_START + DAY_MS)
+    rows = trip_contributions(trips, bucket_ms=DAY_MS, start_ms=DAY_START, end_ms=DAY_START + DAY_MS)
     home9, work9 = parent_cell(cell(HOME), 9), parent_cell(cell(WORK), 9)
     assert rows.rows() == [(DAY_START, 10, home9, work9, 2), (DAY_START, 10, work9, home9, 1)]
 
@@ -213,9 +215,9 @@ def _seal_day(pings: pl.DataFrame, day_start: int, resolution: int = 9) -> tuple
     read_from, read_to = read_window(day_start, day_start + DAY_MS)
     window = pings.filter(pl.col("ts_ms") >= read_from, pl.col("ts_ms") < read_to)
     stays = detect_stays(window)
-    kept = {"time_bucket": TimeBucket.DAY, "start_ms": day_start, "end_ms": day_start + DAY_MS}
-    return (stay_contributions(stays, resolution=resolution, **kept),  # type: ignore[arg-type]
-            trip_contributions(detect_trips(stays, resolution=resolution), **kept))  # type: ignore[arg-type]
+    kept = {"bucket_ms": DAY_MS, "start_ms": day_start, "end_ms": day_start + DAY_MS}
+    return (stay_contributions(stays, resolution=resolution, **kept),
+            trip_contributions(detect_trips(stays, resolution=resolution), **kept))
 
 
 def _late_evening() -> pl.DataFrame:
@@ -263,10 +265,14 @@ def test_a_trip_departing_at_2350_and_arriving_at_0020_is_in_the_day_it_departs(
     assert detect_trips(detect_stays(cut), resolution=9).filter(late).height == 0
 
 
-def test_read_window_extends_both_ways() -> None:
+def test_read_window_extends_both_ways_by_less_than_the_day_the_accounting_allows() -> None:
     assert read_window(DAY_START, DAY_START + DAY_MS) == (DAY_START - STAY_LOOKBACK_MS,
                                                          DAY_START + DAY_MS + STAY_LOOKAHEAD_MS)
+    # Overnight stays (evening to morning) are whole in both days' windows ...
     assert STAY_LOOKBACK_MS >= 12 * HOUR_MS and STAY_LOOKAHEAD_MS >= 12 * HOUR_MS
+    # ... and a member-day reaches only the windows of the day before and after (dp.exposure).
+    assert STAY_LOOKBACK_MS <= DAY_MS and STAY_LOOKAHEAD_MS <= DAY_MS
+    assert exposure(Kind.STAYS, TimeBucket.DAY).tables == 3 and exposure(Kind.OD, TimeBucket.DAY).tables == 3
 
 
 # --- against a naive oracle, and order independence ---------------------------------------------
