@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, select
 
 from aggregation.dp import NoisePlan
 from coop.kit.db import is_sqlite, read_snapshot, session_scope
@@ -33,7 +33,7 @@ from coop.kit.settings import Settings
 from coop.kit.timeutil import utcnow
 from coop.tables.buckets import Chunk, chunks, contribution_day, due_buckets, epoch_ms
 from coop.tables.families import list_families
-from coop.tables.inputs import eligible_members, snapshot
+from coop.tables.inputs import EligibilityCache, snapshot
 from coop.tables.kinds import SEALERS, ChunkInput, SealedChunk, read_span
 from coop.tables.models import SealedBucket, SealedCell, SealedContribution, SealedPair, TableFamily
 from coop.tables.plans import family_plan
@@ -68,19 +68,25 @@ def _sealed_starts(engine: Engine, family_id: str) -> list[datetime]:
         return list(session.exec(select(SealedBucket.bucket_start).where(SealedBucket.family_id == family_id)))
 
 
-def _read_chunk(engine: Engine, settings: Settings, family: TableFamily, plan: NoisePlan,
+def _read_chunk(engine: Engine, eligibility: EligibilityCache, family: TableFamily, plan: NoisePlan,
                 chunk: Chunk) -> tuple[SealedChunk, dict[int, str]]:
     lo_ms, hi_ms = epoch_ms(chunk.start), epoch_ms(chunk.end)
     read_lo, read_hi = read_span(family.kind, lo_ms, hi_ms)
     with snapshot(engine) as connection:
-        eligible = eligible_members(connection, purpose_code=family.purpose_code, settings=settings,
-                                    lo_ms=read_lo, hi_ms=read_hi)
+        eligible = eligibility.at(connection, lo_ms=read_lo, hi_ms=read_hi)
         sealed = SEALERS[family.kind](ChunkInput(connection=connection, eligible=eligible, plan=plan,
                                                  resolution=family.resolution, lo_ms=lo_ms, hi_ms=hi_ms,
                                                  length_ms=chunk.length // timedelta(milliseconds=1),
-                                                 stay_radius_m=settings.stay_radius_m,
-                                                 stay_min_minutes=settings.stay_min_minutes))
+                                                 stay_radius_m=eligibility.settings.stay_radius_m,
+                                                 stay_min_minutes=eligibility.settings.stay_min_minutes))
     return sealed, eligible.account_ids
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a model (Core executemany: no ORM bookkeeping per row)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, sa.Table)
+    return table
 
 
 def _with_starts(frame: pl.DataFrame, chunk: Chunk) -> list[dict[str, Any]]:
@@ -95,15 +101,16 @@ def insert_rows(session: Session, family: TableFamily, chunk: Chunk, sealed: Sea
                 sealed_at: datetime) -> None:
     """The chunk's ``sealed_bucket`` rows (IntegrityError if another sealer got there first), then its
     cells and pairs."""
-    session.execute(sa.insert(SealedBucket), [
+    connection = session.connection()
+    connection.execute(_table(SealedBucket).insert(), [
         {"family_id": family.id, "bucket_start": start, "bucket_end": start + chunk.length, "sealed_at": sealed_at}
         for start in chunk.starts])
     cells = [{"family_id": family.id, **row} for row in _with_starts(sealed.cells, chunk)]
     if cells:
-        session.execute(sa.insert(SealedCell), cells)
+        connection.execute(_table(SealedCell).insert(), cells)
     pairs = [{"family_id": family.id, **row} for row in _with_starts(sealed.pairs, chunk)]
     if pairs:
-        session.execute(sa.insert(SealedPair), pairs)
+        connection.execute(_table(SealedPair).insert(), pairs)
 
 
 def upsert_contributions(session: Session, family: TableFamily, chunk: Chunk, contributors: pl.DataFrame,
@@ -118,12 +125,12 @@ def upsert_contributions(session: Session, family: TableFamily, chunk: Chunk, co
               for member_no, day, buckets in per_day.iter_rows()]
     if not values:
         return
-    dialect = sqlite if is_sqlite(str(session.get_bind().engine.url)) else postgresql
-    statement = dialect.insert(SealedContribution)
-    statement = statement.on_conflict_do_update(
-        index_elements=["family_id", "member_id", "day"],
-        set_={"buckets": col(SealedContribution.buckets) + statement.excluded.buckets})
-    session.execute(statement, values)
+    connection = session.connection()
+    table = _table(SealedContribution)
+    statement = (sqlite if is_sqlite(str(connection.engine.url)) else postgresql).insert(table)
+    statement = statement.on_conflict_do_update(index_elements=["family_id", "member_id", "day"],
+                                                set_={"buckets": table.c.buckets + statement.excluded.buckets})
+    connection.execute(statement, values)
 
 
 def write_chunk(engine: Engine, family: TableFamily, chunk: Chunk, sealed: SealedChunk,
@@ -148,10 +155,11 @@ def seal_family(engine: Engine, settings: Settings, family: TableFamily, *, now:
     due = due_buckets(time_bucket=family.time_bucket, seal_from=family.seal_from,
                       through=due_through(settings, now), sealed=_sealed_starts(engine, family.id))
     count, first = 0, None
+    eligibility = EligibilityCache(purpose_code=family.purpose_code, settings=settings)
     for chunk in chunks(family.time_bucket, due):
         if not keep_going():
             break
-        sealed, account_ids = _read_chunk(engine, settings, family, plan, chunk)
+        sealed, account_ids = _read_chunk(engine, eligibility, family, plan, chunk)
         if write_chunk(engine, family, chunk, sealed, account_ids, sealed_at=now):
             count += len(chunk.starts)
             first = first or chunk.start
