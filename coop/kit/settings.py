@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     """A bucket is sealed once it ended at least this long ago (later pings are never aggregated)."""
     seal_interval_s: float = Field(default=60.0, gt=0)
     """How often the sealing loop of ``coop serve`` looks for buckets that are due."""
+    stay_radius_m: float = Field(default=200.0, gt=0)
+    """Stays (and od trips): a run of pings within this distance of its first ping ..."""
+    stay_min_minutes: float = Field(default=15.0, ge=0)
+    """... lasting at least this long. Keep both fixed once stays or od families are open."""
 
     @property
     def finest_resolution(self) -> int:

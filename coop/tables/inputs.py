@@ -8,8 +8,9 @@ Invariants:
   verified), not erased, with a live data key, and their latest consent event for the purpose is
   ``given``; a ping counts only if consent was also given at the ping's time
   (``aggregation.consent_windows``).
-- The database groups: one line per (bucket, member, cell at the family's resolution) with its ping
-  count as ``weight``; no ping row travels to Python. Windows travel as arrays (PostgreSQL) or a
+- Presence: the database groups, one line per (bucket, member, cell at the family's resolution) with
+  its ping count as ``weight``; no ping row travels to Python. Stays and od need each member's pings
+  in time order, so ``eligible_pings`` reads them (member_no, ts_ms, cell: no coordinate, no blob). Windows travel as arrays (PostgreSQL) or a
   temporary table (SQLite), never as one bind parameter per member.
 """
 
@@ -36,6 +37,8 @@ from coop.kit.settings import Settings
 from coop.kit.timeutil import as_utc
 
 CONTRIBUTION_SCHEMA = {"bucket": pl.Int64, "member_no": pl.Int64, "cell": pl.Int64, "weight": pl.Int64}
+PING_SCHEMA = {"member_no": pl.Int64, "ts_ms": pl.Int64, "cell": pl.Int64}
+_FETCH_ROWS = 200_000
 
 
 WINDOW_SCHEMA = {"member_no": pl.Int64, "start_ms": pl.Int64, "end_ms": pl.Int64}
@@ -166,3 +169,34 @@ def grouped_pings(connection: Connection, *, eligible: Eligible, resolution: int
         sql = _grouped_sql(resolution, _PG_WINDOWS)
     rows = connection.execute(sa.text(sql), params).all()
     return pl.DataFrame(rows, schema=CONTRIBUTION_SCHEMA, orient="row")
+
+
+def _pings_sql(windows_from: str, member: str = "p.member_no") -> str:
+    return (f"SELECT p.member_no, p.ts_ms, p.cell FROM ping AS p JOIN {windows_from} AS w "  # noqa: S608
+            f"ON w.member_no = {member} AND p.ts_ms >= w.start_ms AND p.ts_ms < w.end_ms "
+            "WHERE p.ts_ms >= :lo AND p.ts_ms < :hi")
+
+
+def eligible_pings(connection: Connection, *, eligible: Eligible, lo_ms: int, hi_ms: int) -> pl.DataFrame:
+    """member_no, ts_ms, cell (resolution 10) of every eligible ping in ``[lo_ms, hi_ms)``, in no
+    particular order (stay detection orders them): what stays and od need, no coordinate, no blob."""
+    if eligible.windows.height == 0:
+        return pl.DataFrame(schema=PING_SCHEMA)
+    members, starts, ends = (eligible.windows.get_column(name).to_list() for name in WINDOW_SCHEMA)
+    params: dict[str, Any] = {"lo": lo_ms, "hi": hi_ms}
+    if is_sqlite(str(connection.engine.url)):
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("CREATE TEMP TABLE IF NOT EXISTS seal_window (member_no INTEGER NOT NULL, "
+                    "start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, PRIMARY KEY (member_no, start_ms)) "
+                    "WITHOUT ROWID")
+        raw.execute("DELETE FROM temp.seal_window")
+        raw.executemany("INSERT INTO temp.seal_window VALUES (?, ?, ?)", zip(members, starts, ends, strict=True))
+        sql = _pings_sql(_SQLITE_WINDOWS, member="+p.member_no")  # time order, as grouped_pings reads
+    else:
+        params.update(members=members, starts=starts, ends=ends)
+        sql = _pings_sql(_PG_WINDOWS)
+    cursor = connection.execute(sa.text(sql), params)
+    batches = [pl.DataFrame(rows, schema=PING_SCHEMA, orient="row")
+               for rows in iter(lambda: cursor.fetchmany(_FETCH_ROWS), [])]
+    return pl.concat(batches) if batches else pl.DataFrame(schema=PING_SCHEMA)

@@ -34,7 +34,7 @@ from coop.kit.timeutil import utcnow
 from coop.tables.buckets import Chunk, chunks, contribution_day, due_buckets, epoch_ms
 from coop.tables.families import list_families
 from coop.tables.inputs import EligibilityCache, snapshot
-from coop.tables.kinds import SEALERS, ChunkInput, SealedChunk
+from coop.tables.kinds import SEALERS, ChunkInput, SealedChunk, read_span
 from coop.tables.models import SealedBucket, SealedCell, SealedContribution, SealedPair, TableFamily
 from coop.tables.plans import family_plan
 from coop.tables.reading import sealed_through
@@ -71,11 +71,14 @@ def _sealed_starts(engine: Engine, family_id: str) -> list[datetime]:
 def _read_chunk(engine: Engine, eligibility: EligibilityCache, family: TableFamily, plan: NoisePlan,
                 chunk: Chunk) -> tuple[SealedChunk, dict[int, str]]:
     lo_ms, hi_ms = epoch_ms(chunk.start), epoch_ms(chunk.end)
+    read_lo, read_hi = read_span(family.kind, lo_ms, hi_ms)
     with snapshot(engine) as connection:
-        eligible = eligibility.at(connection, lo_ms=lo_ms, hi_ms=hi_ms)
+        eligible = eligibility.at(connection, lo_ms=read_lo, hi_ms=read_hi)
         sealed = SEALERS[family.kind](ChunkInput(connection=connection, eligible=eligible, plan=plan,
                                                  resolution=family.resolution, lo_ms=lo_ms, hi_ms=hi_ms,
-                                                 length_ms=chunk.length // timedelta(milliseconds=1)))
+                                                 length_ms=chunk.length // timedelta(milliseconds=1),
+                                                 stay_radius_m=eligibility.settings.stay_radius_m,
+                                                 stay_min_minutes=eligibility.settings.stay_min_minutes))
     return sealed, eligible.account_ids
 
 

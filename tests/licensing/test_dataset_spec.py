@@ -48,8 +48,6 @@ BAD_DATASETS: list[tuple[str, dict[str, Any]]] = [
     ("k as a fraction", {"k": 2.5}),
     ("unknown dataset field", {"colour": "blue"}),
     ("unknown kind", {"kind": "heatmap"}),
-    ("kind not offered yet: stays", {"kind": "stays"}),
-    ("kind not offered yet: od", {"kind": "od"}),
     ("epsilon zero", {"epsilon_per_day": 0}),
     ("epsilon negative", {"epsilon_per_day": -0.5}),
     ("epsilon as a string", {"epsilon_per_day": "0.5"}),
