@@ -1,9 +1,12 @@
-"""Release files: ``cells.csv`` and ``cells.geojson``, streamed to disk, with their sizes and SHA-256.
+"""Release files: ``cells.csv``, ``cells.geojson`` and ``cells.parquet``, streamed to disk, with their
+sizes and SHA-256.
 
-Invariants: both files hold exactly the published rows, in the table's order; CSV columns are
+Invariants: every file holds exactly the published rows, in the table's order; CSV columns are
 ``bucket_start,cell,resolution,members`` (RFC 3339 UTC with Z, H3 string); each GeoJSON Feature is
-the cell's H3 boundary as a closed Polygon ring in [lng, lat] order with the same four properties.
-Output is byte-for-byte deterministic for a given table.
+the cell's H3 boundary as a closed Polygon ring in [lng, lat] order with the same four properties; the
+Parquet file has the same four columns, typed (``bucket_start`` a UTC timestamp in milliseconds, ``cell``
+the H3 string, ``resolution`` and ``members`` integers). Output is byte-for-byte deterministic for a
+given table (and library version).
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import h3.api.basic_int as h3_int
 import polars as pl
 
 CSV_NAME, GEOJSON_NAME, PREVIEW_NAME = "cells.csv", "cells.geojson", "preview.svg"
-MEDIA_TYPES = {CSV_NAME: "text/csv", GEOJSON_NAME: "application/geo+json", PREVIEW_NAME: "image/svg+xml"}
-DATA_FILES = (CSV_NAME, GEOJSON_NAME)
+PARQUET_NAME, DATAPACKAGE_NAME = "cells.parquet", "datapackage.json"
+MEDIA_TYPES = {CSV_NAME: "text/csv", GEOJSON_NAME: "application/geo+json", PREVIEW_NAME: "image/svg+xml",
+               PARQUET_NAME: "application/vnd.apache.parquet", DATAPACKAGE_NAME: "application/json"}
+DATA_FILES = (CSV_NAME, GEOJSON_NAME, PARQUET_NAME, DATAPACKAGE_NAME)
+"""The files served under ``/files/{name}`` (the preview has its own route)."""
 _COORDINATE_DIGITS = 7
 _CHUNK = 1 << 20
 
@@ -86,4 +92,16 @@ def write_geojson(path: Path, printable: pl.DataFrame, cells: list[int]) -> Writ
         for index, feature in enumerate(_features(printable, cells)):
             handle.write(("," if index else "") + "\n" + feature)
         handle.write("\n]}\n")
+    return describe_file(path)
+
+
+def write_parquet(path: Path, printable: pl.DataFrame) -> WrittenFile:
+    """The rows as Parquet (zstd), typed: ``bucket_start`` parsed back to a UTC timestamp (ms)."""
+    typed = printable.select(
+        pl.col("bucket_start").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="ms", time_zone="UTC"),
+        pl.col("cell").cast(pl.String),
+        pl.col("resolution").cast(pl.Int64),
+        pl.col("members").cast(pl.Int64),
+    )
+    typed.write_parquet(path, compression="zstd", statistics=True)
     return describe_file(path)
