@@ -19,6 +19,7 @@ from coop.ledger.models import (
 )
 from coop.licensing.models import Licence, LicencePayment, LicenceRequest, Vote
 from coop.releases.models import Release, ReleaseContribution, ReleaseDownload
+from coop.tables.models import SealedBucket, SealedCell, SealedContribution, SealedPair, TableFamily
 
 metadata = SQLModel.metadata
 
@@ -26,5 +27,6 @@ __all__ = [
     "Account", "ApiToken", "AuditEvent", "ConsentEvent", "Dividend", "DividendAllocation",
     "IdempotencyRecord", "LedgerAccount", "LedgerEntry", "LedgerPosting", "Licence", "LicencePayment",
     "LicenceRequest", "MemberKey", "Payout", "Ping", "PrivacyZone", "Purpose", "Release",
-    "ReleaseContribution", "ReleaseDownload", "Vote", "metadata",
+    "ReleaseContribution", "ReleaseDownload", "SealedBucket", "SealedCell", "SealedContribution", "SealedPair",
+    "TableFamily", "Vote", "metadata",
 ]

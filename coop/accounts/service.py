@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 from coop.accounts.models import Account, ApiToken, MemberKey, Role
@@ -18,6 +19,7 @@ from coop.accounts.tokens import hash_token, new_token, same_hash
 from coop.kit.crypto import DataKey, Keyring
 from coop.kit.errors import Conflict, NotFound, Unauthenticated
 from coop.kit.pagination import keyset_page
+from coop.kit.settings import Settings
 from coop.kit.timeutil import utcnow
 
 
@@ -154,3 +156,14 @@ def authenticate(session: Session, token: str | None) -> Principal:
     if not same_hash(row.token_hash, digest) or row.revoked_at is not None or account.erased_at is not None:
         raise Unauthenticated("invalid or revoked token")
     return Principal(account=account, token_id=row.id)
+
+
+def countable_member_ids(settings: Settings) -> Select[str]:
+    """A select of the account ids whose data may count in sealed tables (use it as a subquery).
+
+    Placeholder until verified membership lands: every account that is not erased counts (the sealer
+    also requires a live data key and consent). Verified membership replaces this with "verified, or
+    ``COOP_REQUIRE_VERIFICATION`` is false", under the same name and signature.
+    """
+    del settings  # verified membership reads COOP_REQUIRE_VERIFICATION here
+    return sa.select(col(Account.id)).where(col(Account.erased_at).is_(None))

@@ -45,6 +45,16 @@ class Settings(BaseSettings):
     """PostgreSQL: the server cancels any one statement of the app running longer (0 = no limit)."""
     export_rate_per_hour: int = Field(default=12, ge=1)
     """Full data exports (``GET /v1/me/export``) per member per hour."""
+    privacy_budget_per_day: float = Field(default=2.0, gt=0)
+    """The co-op-wide cap on the sum of ``epsilon_per_day`` over every open table family."""
+    family_epsilon_per_day: float = Field(default=0.5, gt=0)
+    """A new family's ``epsilon_per_day`` when its first licence's DatasetSpec names none."""
+    dp_delta: float = Field(default=1e-7, gt=0, lt=1)
+    """Delta per member-day of every family opened from now on."""
+    seal_lateness_hours: float = Field(default=48.0, ge=0)
+    """A bucket is sealed once it ended at least this long ago (later pings are never aggregated)."""
+    seal_interval_s: float = Field(default=60.0, gt=0)
+    """How often the sealing loop of ``coop serve`` looks for buckets that are due."""
 
     @property
     def finest_resolution(self) -> int:

@@ -66,6 +66,8 @@ class Licence(SQLModel, table=True):
     document: dict[str, Any] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     jws: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    family_id: str | None = Field(default=None, foreign_key="table_family.id", index=True, max_length=36)
+    """The table family whose sealed rows the licence's releases read (set at issuance)."""
 
 
 class LicencePayment(SQLModel, table=True):
