@@ -45,7 +45,8 @@ def verifier(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     def fetch(url: str, token: str | None = None) -> bytes:
         response = client.get(url.removeprefix(BASE), headers={"Authorization": f"Bearer {token}"} if token else {})
         response.raise_for_status()
-        return response.content
+        content: bytes = response.content
+        return content
 
     monkeypatch.setattr(module, "fetch", fetch)
     return module
