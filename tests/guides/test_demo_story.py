@@ -1,5 +1,6 @@
-"""The demo story end to end (small): every step through the services, a k-anonymous multi-resolution
-release, a dividend that reconciles, a ledger that verifies, and files a newcomer can use."""
+"""The demo story end to end (small): every step through the services, tables sealed before the release,
+a multi-resolution release of noisy counts at or above tau, a dividend that reconciles, a ledger that
+verifies, and files a newcomer can use."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_the_demo_tells_the_whole_story(settings: Settings) -> None:
     assert len({row["resolution"] for row in rows}) >= 2
     assert min(int(row["members"]) for row in rows) >= 5
     assert result.min_members >= 5
-    for name in ("cells.geojson", "preview.svg", "manifest.jws", "ids.json"):
+    for name in ("cells.geojson", "cells.parquet", "datapackage.json", "preview.svg", "manifest.jws", "ids.json"):
         assert (out / name).stat().st_size > 0
     for token_file in (out / "tokens").iterdir():
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
