@@ -23,7 +23,6 @@ import polars as pl
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from aggregation.kanon import ROW_SCHEMA
 from aggregation.periods import Period, TimeBucket, ms_datetime
 from aggregation.spec import BoundingBox
 from coop.kit.errors import Conflict
@@ -99,11 +98,6 @@ def _bounds(period: Period) -> tuple[datetime, datetime]:
     return ms_datetime(period.start_ms), ms_datetime(period.end_ms)
 
 
-def _epoch_ms(values: list[Any]) -> pl.Series:
-    moments = [as_utc(v if isinstance(v, datetime) else datetime.fromisoformat(str(v))) for v in values]
-    return pl.Series("bucket", moments, dtype=pl.Datetime("us", "UTC")).dt.epoch("ms")
-
-
 def in_region(cells: pl.Series, region: BoundingBox) -> pl.Series:
     """The distinct ``cells`` (any resolution) whose centre lies inside ``region``."""
     inside = [cell for cell in cells.unique().to_list()
@@ -111,22 +105,45 @@ def in_region(cells: pl.Series, region: BoundingBox) -> pl.Series:
     return pl.Series("cell", inside, dtype=pl.Int64)
 
 
+_CELLS_SQL = ("SELECT {bucket}, cell, resolution, members FROM sealed_cell WHERE family_id = {p} "
+              "AND bucket_start >= {p} AND bucket_start < {p} AND members >= {p}")
+_PG_BUCKET_MS = "CAST(EXTRACT(EPOCH FROM bucket_start) * 1000 AS BIGINT)"
+_SQLITE_STORED = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite (UTC, naive text)
+_SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S%.f"  # the same, as Polars parses it
+_ROW_SCHEMA = {"bucket": pl.Int64, "cell": pl.Int64, "resolution": pl.Int64, "members": pl.Int64}
+
+
+def _fetch(session: Session, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Rows of one plain statement on the session's own connection (its transaction), through the
+    DB-API cursor: no per-row processing, which is most of the cost at a hundred thousand rows."""
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def sealed_cells(session: Session, *, family_id: str, period: Period, region: BoundingBox | None,
                  min_members: int) -> pl.DataFrame:
-    """Published rows (bucket ms, cell, resolution, members) of the period and region, ``>= min_members``."""
+    """Published rows (bucket ms, cell, resolution, members) of the period and region, ``>= min_members``.
+
+    One plain query: PostgreSQL hands back the bucket as epoch ms, SQLite as its stored text (parsed by
+    Polars in one vectorised step)."""
     start, end = _bounds(period)
-    result = session.execute(
-        sa.select(col(SealedCell.bucket_start), col(SealedCell.cell), col(SealedCell.resolution),
-                  col(SealedCell.members))
-        .where(col(SealedCell.family_id) == family_id, col(SealedCell.bucket_start) >= start,
-               col(SealedCell.bucket_start) < end, col(SealedCell.members) >= min_members)).all()
-    if not result:
-        return pl.DataFrame(schema=ROW_SCHEMA)
-    buckets, cells, resolutions, members = zip(*result, strict=True)
-    rows = pl.DataFrame({"bucket": _epoch_ms(list(buckets)), "cell": pl.Series(cells, dtype=pl.Int64),
-                         "resolution": pl.Series(resolutions, dtype=pl.Int64),
-                         "members": pl.Series(members, dtype=pl.Int64)})
-    if region is not None:
+    if session.get_bind().dialect.name == "sqlite":
+        bounds = [moment.strftime(_SQLITE_STORED) for moment in (start, end)]
+        found = _fetch(session, _CELLS_SQL.format(bucket="bucket_start", p="?"),
+                       (family_id, *bounds, min_members))
+        rows = pl.DataFrame(found, schema={**_ROW_SCHEMA, "bucket": pl.String}, orient="row").with_columns(
+            pl.col("bucket").str.to_datetime(_SQLITE_FORMAT, time_unit="ms", time_zone="UTC").dt.epoch("ms"))
+    else:
+        found = _fetch(session, _CELLS_SQL.format(bucket=_PG_BUCKET_MS, p="%s"),
+                       (family_id, start, end, min_members))
+        rows = pl.DataFrame(found, schema=_ROW_SCHEMA, orient="row")
+    if region is not None and rows.height:
         rows = rows.filter(pl.col("cell").is_in(in_region(rows.get_column("cell"), region)))
     return rows.sort(["bucket", "resolution", "cell"], descending=[False, True, False])
 
