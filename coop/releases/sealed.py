@@ -27,7 +27,7 @@ from aggregation.periods import Period, TimeBucket, ms_datetime
 from aggregation.spec import BoundingBox
 from coop.kit.errors import Conflict
 from coop.kit.timeutil import as_utc, rfc3339
-from coop.tables.models import SealedBucket, SealedCell, SealedContribution, TableFamily
+from coop.tables.models import SealedBucket, SealedContribution, TableFamily
 
 PRIVACY_UNIT = "member-day"
 
