@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import accounts, consent, ingest, ledger, licensing, public, releases, rights
+from api import accounts, consent, ingest, ledger, licensing, public, releases, rights, tables
 from api.middleware import BodyGuardMiddleware
 from api.problems import ProblemDetail, install_problem_handlers
 from coop.kit.crypto import load_keyring
@@ -22,11 +22,13 @@ Errors are RFC 9457 problem details (`application/problem+json`). Authenticate w
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new application bound to ``settings`` (default: the process settings)."""
+def create_app(settings: Settings | None = None, *, background_sealing: bool = False) -> FastAPI:
+    """A new application bound to ``settings`` (default: the process settings); with
+    ``background_sealing`` its lifespan also runs the sealing loop (as ``coop serve`` does)."""
     settings = settings or get_settings()
     app = FastAPI(title="Residents' data co-op", version="1.0.0", description=DESCRIPTION)
     app.state.settings = settings
+    app.state.background_sealing = background_sealing
     app.state.keyring = load_keyring(settings)
     app.state.engine = engine_for(settings.resolved_database_url,
                                   statement_timeout_ms=settings.db_statement_timeout_ms)
@@ -35,10 +37,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.export_limiter = SlidingWindowLimiter(limit=settings.export_rate_per_hour, window_s=3600)
     install_problem_handlers(app)
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (public, accounts, consent, ingest, rights, licensing, releases, ledger):
+    for module in (public, accounts, consent, ingest, rights, licensing, releases, ledger, tables):
         app.include_router(module.router)
+    app.include_router(tables.public_router)
     _register_problem_schema(app)
     return app
+
+
+def create_serving_app() -> FastAPI:
+    """The app ``coop serve`` runs: the process settings, with the sealing loop."""
+    return create_app(background_sealing=True)
 
 
 def _register_problem_schema(app: FastAPI) -> None:

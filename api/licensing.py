@@ -35,7 +35,9 @@ router = domain_router(tag="licences")
 BoardOrModeller = Annotated[Principal, Depends(require_roles(Role.BOARD, Role.MODELLER))]
 LicenceReader = Annotated[Principal, Depends(require_roles(Role.BOARD, Role.MODELLER, Role.TREASURER))]
 
-CONFLICT_VOTE = problem_doc("Already voted, or the request is no longer submitted")
+CONFLICT_VOTE = problem_doc("Already voted, the request is no longer submitted, or the approval would open "
+                            "a table family beyond the privacy budget "
+                            "(urn:coop:problem:privacy-budget-exhausted: nothing is recorded)")
 
 
 @router.post("/v1/licence-requests", status_code=201)
@@ -46,18 +48,20 @@ def submit_licence_request(body: LicenceRequestCreate, caller: ModellerCaller, s
 
 
 @router.get("/v1/licence-requests")
-def list_licence_requests(caller: BoardOrModeller, session: SessionDep, status: RequestStatus | None = None,
-                          limit: LimitQuery = DEFAULT_LIMIT,
+def list_licence_requests(caller: BoardOrModeller, session: SessionDep, settings: SettingsDep,
+                          status: RequestStatus | None = None, limit: LimitQuery = DEFAULT_LIMIT,
                           cursor: CursorQuery = None) -> Page[LicenceRequestPublic]:
     """The board sees every request; a modeller sees their own. Oldest first."""
     items, next_cursor = service.list_requests(session, caller=caller, status=status, limit=limit,
-                                               cursor=cursor)
+                                               cursor=cursor, settings=settings)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/licence-requests/{request_id}")
-def read_licence_request(request_id: str, caller: BoardOrModeller, session: SessionDep) -> LicenceRequestPublic:
-    return service.get_request(session, caller=caller, request_id=request_id)
+def read_licence_request(request_id: str, caller: BoardOrModeller, session: SessionDep,
+                         settings: SettingsDep) -> LicenceRequestPublic:
+    """The request, its votes and its privacy cost (``privacy``)."""
+    return service.get_request(session, caller=caller, request_id=request_id, settings=settings)
 
 
 @router.post("/v1/licence-requests/{request_id}/votes", status_code=201,
@@ -72,8 +76,9 @@ def vote_on_licence_request(request_id: str, body: VoteCreate, caller: BoardCall
 
 @router.post("/v1/licence-requests/{request_id}/withdraw",
              responses={409: problem_doc("The request is no longer submitted")})
-def withdraw_licence_request(request_id: str, caller: ModellerCaller, session: SessionDep) -> LicenceRequestPublic:
-    return service.withdraw_request(session, caller=caller, request_id=request_id)
+def withdraw_licence_request(request_id: str, caller: ModellerCaller, session: SessionDep,
+                             settings: SettingsDep) -> LicenceRequestPublic:
+    return service.withdraw_request(session, caller=caller, request_id=request_id, settings=settings)
 
 
 @router.get("/v1/licences")

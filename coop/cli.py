@@ -1,4 +1,4 @@
-"""The ``coop`` command: serve, migrate, create accounts, verify the ledger, print the OpenAPI document."""
+"""The ``coop`` command: serve, migrate, create accounts, seal tables, verify the ledger, print the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from coop.demo.loader import load_demo_if_empty
 
         load_demo_if_empty(settings)
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+    uvicorn.run("api.app:create_serving_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, access_log=False, timeout_keep_alive=args.timeout_keep_alive,
                 timeout_graceful_shutdown=args.timeout_graceful_shutdown)
     return 0
@@ -106,6 +106,30 @@ def _cmd_ledger_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_seal(args: argparse.Namespace) -> int:
+    from coop.kit.db import get_engine
+    from coop.kit.migrate import upgrade_to_head
+    from coop.tables.service import seal_due
+
+    settings = get_settings()
+    upgrade_to_head(settings.resolved_database_url)
+    reports = seal_due(get_engine(), settings)
+    if args.json:
+        print(json.dumps([{"family_id": r.family_id, "kind": r.kind, "purpose": r.purpose_code,
+                           "time_bucket": r.time_bucket, "resolution": r.resolution,
+                           "buckets_sealed": r.buckets_sealed,
+                           "sealed_through": r.sealed_through.isoformat() if r.sealed_through else None}
+                          for r in reports]))
+        return 0
+    if not reports:
+        print("no table family is open yet: nothing to seal")
+    for r in reports:
+        through = r.sealed_through.isoformat() if r.sealed_through else "nothing yet"
+        print(f"family {r.family_id} ({r.kind}, {r.purpose_code}, {r.time_bucket}, res {r.resolution}): "
+              f"sealed {r.buckets_sealed} bucket(s) now; sealed through {through}")
+    return 0
+
+
 def _cmd_openapi(_args: argparse.Namespace) -> int:
     from api.app import create_app
 
@@ -159,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = ledger.add_parser("verify", help="recompute every entry's hash; exit status 1 if any is bad")
     verify.add_argument("--json", action="store_true", help='print {"ok", "entries", "head_hash", "first_bad_seq"}')
     verify.set_defaults(handler=_cmd_ledger_verify)
+
+    seal = commands.add_parser("seal", help="seal every due bucket of every open table family now, and say what "
+                                            "was sealed (never how many people)")
+    seal.add_argument("--json", action="store_true", help="print one JSON object per family")
+    seal.set_defaults(handler=_cmd_seal)
 
     commands.add_parser("openapi", help="print the OpenAPI document").set_defaults(handler=_cmd_openapi)
     return parser

@@ -1,7 +1,10 @@
 """Issuing a licence: the approved terms as a document, signed as a compact JWS.
 
 Invariants: a licence is issued only through :func:`issue_licence`, inside the transaction that
-approves its request (``licence.request_id`` is unique, so a request never gets two licences);
+approves its request (``licence.request_id`` is unique, so a request never gets two licences); it reads
+one table family, joined or opened in that same transaction (``coop.tables.service.open_family``, which
+refuses to open one beyond the privacy budget, so the whole approval rolls back); its dataset carries
+the family's ``kind`` and ``epsilon_per_day`` (an open family's epsilon stands over the request's);
 ``licence.document`` is exactly the JWS payload and never changes afterwards; ``valid_from`` is the
 approval time (whole seconds) and ``valid_until`` is ``valid_from + duration_days``.
 """
@@ -22,9 +25,11 @@ from coop.kit.settings import Settings
 from coop.kit.timeutil import rfc3339
 from coop.ledger.postings import post_licence_invoice
 from coop.licensing.models import Licence, LicenceRequest
+from coop.tables import service as tables
 
 DOCUMENT_TYPE = "coop-data-licence"
-DOCUMENT_SCHEMA_VERSION = "1"
+DOCUMENT_SCHEMA_VERSION = "2"
+"""2: the document names its table family (``family_id``) and the dataset its ``kind`` and ``epsilon_per_day``."""
 
 PROHIBITIONS: list[dict[str, str]] = [
     {"code": "no-reidentification",
@@ -60,6 +65,7 @@ def licence_document(*, licence: Licence, request: LicenceRequest, purpose: Purp
         "purpose": {"code": purpose.code, "title": purpose.title, "dpv": purpose.dpv},
         "public_benefit": request.public_benefit,
         "dataset": licence.dataset,
+        "family_id": licence.family_id,
         "k": licence.k,
         "fee_pence": licence.fee_pence,
         "currency": "GBP",
@@ -79,13 +85,17 @@ def issue_licence(session: Session, *, request: LicenceRequest, approved_by: Seq
     if purpose is None:  # the foreign key makes this impossible; keep mypy and readers certain
         raise LookupError(f"purpose {request.purpose_code!r} vanished")
     valid_from = at.replace(microsecond=0)
+    licence_id = str(uuid.uuid4())
+    family, opened = tables.open_family(session, purpose_code=request.purpose_code, dataset=request.dataset,
+                                        settings=settings, at=at, licence_id=licence_id)
+    dataset = {**request.dataset, "kind": family.kind, "epsilon_per_day": family.epsilon_per_day}
     licence = Licence(
-        id=str(uuid.uuid4()),
+        id=licence_id,
         request_id=request.id,
         licensee_id=request.requester_id,
         organisation=request.organisation,
         purpose_code=request.purpose_code,
-        dataset=dict(request.dataset),
+        dataset=dataset,
         k=int(request.dataset["k"]),
         fee_pence=request.fee_pence,
         valid_from=valid_from,
@@ -94,6 +104,7 @@ def issue_licence(session: Session, *, request: LicenceRequest, approved_by: Seq
         document={},
         jws="",
         created_at=at,
+        family_id=family.id,
     )
     licence.document = licence_document(licence=licence, request=request, purpose=purpose,
                                         approved_by=approved_by, licensor=settings.name)
@@ -104,6 +115,7 @@ def issue_licence(session: Session, *, request: LicenceRequest, approved_by: Seq
                  subject_id=licence.id,
                  detail={"request_id": request.id, "licensee_account_id": licence.licensee_id,
                          "fee_pence": licence.fee_pence, "valid_from": rfc3339(licence.valid_from),
-                         "valid_until": rfc3339(licence.valid_until)})
+                         "valid_until": rfc3339(licence.valid_until), "family_id": family.id,
+                         "opened_family": opened})
     post_licence_invoice(session, licence_id=licence.id, fee_pence=licence.fee_pence, at=at)
     return licence

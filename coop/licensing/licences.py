@@ -31,7 +31,7 @@ def licence_public(licence: Licence, *, now: datetime) -> LicencePublic:
         dataset=DatasetSpec.model_validate(licence.dataset), k=licence.k, fee_pence=licence.fee_pence,
         paid_pence=licence.paid_pence, status=cast(LicenceStatus, licence_status(licence, now=now)),
         valid_from=licence.valid_from, valid_until=licence.valid_until, terms_version=licence.terms_version,
-        document=licence.document, jws=licence.jws)
+        family_id=licence.family_id, document=licence.document, jws=licence.jws)
 
 
 def _sees_every_licence(caller: Principal) -> bool:

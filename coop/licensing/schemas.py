@@ -1,7 +1,10 @@
 """Request and response shapes for licence requests, votes, licences and the audit trail.
 
 Invariants: a stored ``DatasetSpec`` (``licence_request.dataset``, ``licence.dataset``) is exactly
-``{"resolution", "time_bucket", "start", "end", "region", "k"}`` with ``k`` filled in; dates are
+``{"kind", "resolution", "time_bucket", "start", "end", "region", "k", "epsilon_per_day"}`` with ``k``
+filled in (specs stored before sealed tables lack ``kind`` and ``epsilon_per_day``: presence, and the
+family's epsilon); a licence's ``epsilon_per_day`` is its family's, a request's what was asked (null: the
+default); which kinds are accepted is the tables domain's (``coop.tables.kinds``); dates are
 ``YYYY-MM-DD`` (UTC), ``end`` is exclusive and both ends are bucket-aligned (weeks start on Monday);
 counts and money are strict integers (``9.0``, ``"9"`` and ``true`` are refused), coordinates finite.
 The k floor of the co-op's settings is checked by the service, which knows the settings.
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from coop.kit.settings import COARSEST_RESOLUTION, FINEST_RESOLUTION
 
 TimeBucket = Literal["hour", "day", "week"]
+Kind = Literal["presence", "stays", "od"]
 RequestStatus = Literal["submitted", "approved", "rejected", "withdrawn"]
 Decision = Literal["approve", "reject", "abstain"]
 LicenceStatus = Literal["active", "revoked", "expired"]
@@ -25,6 +29,7 @@ LicenceStatus = Literal["active", "revoked", "expired"]
 MAX_FEE_PENCE = 10**12
 MAX_DURATION_DAYS = 730
 ABSOLUTE_K_FLOOR = 2
+MAX_EPSILON_PER_DAY = 1e9
 """No setting may bring k below this (``Settings.k_floor`` is clamped to it as well)."""
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -69,12 +74,17 @@ class Region(BaseModel):
 class _DatasetShape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    kind: Kind = Field(default="presence", description="presence, stays or od (see GET /v1/tables)")
     resolution: int = Field(strict=True, ge=COARSEST_RESOLUTION, le=FINEST_RESOLUTION,
                             description="H3 resolution, coarsest (7) to finest (10)")
     time_bucket: TimeBucket
     start: date = Field(description="First day (UTC), inclusive")
     end: date = Field(description="Last day (UTC), exclusive")
     region: Region | None = None
+    epsilon_per_day: float | None = Field(
+        default=None, strict=True, gt=0, le=MAX_EPSILON_PER_DAY, allow_inf_nan=False,
+        description="The privacy cost per member-day if this request opens a new table family (default: the "
+                    "co-op's); a family already open keeps its own")
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -149,6 +159,16 @@ class VoteCast(VotePublic):
     licence_id: str | None
 
 
+class RequestPrivacy(BaseModel):
+    """What approving the request costs the co-op's privacy budget (shown to the board before voting)."""
+
+    family_id: str | None = Field(description="The open family the licence would read; null if it opens one")
+    opens_family: bool
+    epsilon_per_day: float = Field(description="The family's epsilon per member-day (a new one's: the "
+                                               "request's, else the co-op default)")
+    remaining_epsilon_per_day: float = Field(description="The budget left now, before this approval")
+
+
 class LicenceRequestPublic(BaseModel):
     request_id: str
     status: RequestStatus
@@ -165,6 +185,7 @@ class LicenceRequestPublic(BaseModel):
     decided_at: datetime | None
     votes: list[VotePublic]
     licence_id: str | None
+    privacy: RequestPrivacy
 
 
 class LicencePublic(BaseModel):
@@ -181,6 +202,7 @@ class LicencePublic(BaseModel):
     valid_from: datetime
     valid_until: datetime
     terms_version: str
+    family_id: str | None
     document: dict[str, Any]
     jws: str
 

@@ -40,11 +40,13 @@ from coop.licensing.schemas import (
     Decision,
     LicenceRequestCreate,
     LicenceRequestPublic,
+    RequestPrivacy,
     RequestStatus,
     VoteCast,
     VoteCreate,
     VotePublic,
 )
+from coop.tables import service as tables
 
 SUBMITTED, APPROVED, REJECTED, WITHDRAWN = "submitted", "approved", "rejected", "withdrawn"
 
@@ -60,6 +62,9 @@ def effective_dataset(spec: DatasetSpecCreate, *, settings: Settings) -> Dataset
     The resolution range needs no check here: the schema bounds it by the same constants that
     ``Settings.coarsest_resolution`` and ``Settings.finest_resolution`` return.
     """
+    if spec.kind not in tables.accepted_kinds():
+        raise _invalid(["body", "dataset", "kind"], f"kind {spec.kind!r} is not offered yet; offered: "
+                       + ", ".join(sorted(tables.accepted_kinds())))
     k = settings.k_floor if spec.k is None else spec.k
     if k < settings.k_floor:
         raise _invalid(["body", "dataset", "k"], f"k must be at least the co-op's k floor ({settings.k_floor})")
@@ -77,21 +82,35 @@ def vote_public(vote: Vote) -> VotePublic:
                       conflict_of_interest=vote.conflict_of_interest, at=vote.at)
 
 
-def _request_public(request: LicenceRequest, *, votes: list[Vote], licence_id: str | None) -> LicenceRequestPublic:
+def _privacy(session: Session, request: LicenceRequest, *, licence_id: str | None,
+             settings: Settings) -> RequestPrivacy:
+    """The request's cost: once approved, its licence's family; before, what approving it now costs."""
+    cost = tables.privacy_cost(session, purpose_code=request.purpose_code, dataset=request.dataset,
+                               settings=settings, licence_id=licence_id)
+    return RequestPrivacy(family_id=cost.family_id, opens_family=cost.opens_family,
+                          epsilon_per_day=cost.epsilon_per_day,
+                          remaining_epsilon_per_day=cost.remaining_epsilon_per_day)
+
+
+def _request_public(request: LicenceRequest, *, votes: list[Vote], licence_id: str | None,
+                    privacy: RequestPrivacy) -> LicenceRequestPublic:
     return LicenceRequestPublic(
         request_id=request.id, status=cast(RequestStatus, request.status),
         requester_id=request.requester_id, title=request.title, purpose=request.purpose_code,
         organisation=request.organisation, public_benefit=request.public_benefit,
         description=request.description, dataset=DatasetSpec.model_validate(request.dataset),
         duration_days=request.duration_days, fee_pence=request.fee_pence, created_at=request.created_at,
-        decided_at=request.decided_at, votes=[vote_public(v) for v in votes], licence_id=licence_id)
+        decided_at=request.decided_at, votes=[vote_public(v) for v in votes], licence_id=licence_id,
+        privacy=privacy)
 
 
-def _publish(session: Session, requests: list[LicenceRequest]) -> list[LicenceRequestPublic]:
+def _publish(session: Session, requests: list[LicenceRequest], settings: Settings) -> list[LicenceRequestPublic]:
     ids = [r.id for r in requests]
     votes = repository.votes_by_request(session, ids)
     licences = repository.licence_ids_by_request(session, ids)
-    return [_request_public(r, votes=votes.get(r.id, []), licence_id=licences.get(r.id)) for r in requests]
+    return [_request_public(r, votes=votes.get(r.id, []), licence_id=licences.get(r.id),
+                            privacy=_privacy(session, r, licence_id=licences.get(r.id), settings=settings))
+            for r in requests]
 
 
 def _visible(request: LicenceRequest | None, caller: Principal) -> LicenceRequest:
@@ -118,24 +137,25 @@ def submit_request(session: Session, *, caller: Principal, body: LicenceRequestC
                  detail={"title": request.title, "purpose": request.purpose_code,
                          "organisation": request.organisation, "dataset": request.dataset,
                          "duration_days": request.duration_days, "fee_pence": request.fee_pence})
-    return _request_public(request, votes=[], licence_id=None)
+    return _publish(session, [request], settings)[0]
 
 
 def list_requests(session: Session, *, caller: Principal, status: str | None, limit: int,
-                  cursor: str | None) -> tuple[list[LicenceRequestPublic], str | None]:
+                  cursor: str | None, settings: Settings) -> tuple[list[LicenceRequestPublic], str | None]:
     """Board: every request; anyone else: their own."""
     requester_id = None if caller.has(Role.BOARD) else caller.id
     rows, next_cursor = repository.page_requests(session, requester_id=requester_id, status=status,
                                                  limit=limit, cursor=cursor)
-    return _publish(session, rows), next_cursor
+    return _publish(session, rows, settings), next_cursor
 
 
-def get_request(session: Session, *, caller: Principal, request_id: str) -> LicenceRequestPublic:
+def get_request(session: Session, *, caller: Principal, request_id: str, settings: Settings) -> LicenceRequestPublic:
     request = _visible(session.get(LicenceRequest, request_id), caller)
-    return _publish(session, [request])[0]
+    return _publish(session, [request], settings)[0]
 
 
-def withdraw_request(session: Session, *, caller: Principal, request_id: str) -> LicenceRequestPublic:
+def withdraw_request(session: Session, *, caller: Principal, request_id: str,
+                     settings: Settings) -> LicenceRequestPublic:
     """Only the modeller who made the request, and only while it is ``submitted``."""
     request = _visible(repository.lock_request(session, request_id), caller)
     if request.requester_id != caller.id:
@@ -147,7 +167,7 @@ def withdraw_request(session: Session, *, caller: Principal, request_id: str) ->
     session.flush()
     record_audit(session, actor_id=caller.id, action="licence_request.withdrawn",
                  subject_type="licence_request", subject_id=request.id)
-    return _publish(session, [request])[0]
+    return _publish(session, [request], settings)[0]
 
 
 def cast_vote(session: Session, *, caller: Principal, request_id: str, body: VoteCreate,

@@ -11,7 +11,9 @@ opened without the budget check (the licences were granted before the budget exi
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import date
 
 import sqlalchemy as sa
 from alembic import op
@@ -96,8 +98,39 @@ def _create_tables() -> None:
         batch_op.create_foreign_key(FAMILY_FK, "table_family", ["family_id"], ["id"])
 
 
+def _backfill_families() -> None:
+    """One presence family per distinct (purpose, bucket, resolution) of the existing licences."""
+    bind = op.get_bind()
+    licence = sa.table("licence", sa.column("id", sa.String), sa.column("purpose_code", sa.String),
+                       sa.column("dataset", sa.JSON), sa.column("family_id", sa.String))
+    groups: dict[tuple[str, str, int], list[tuple[str, date]]] = defaultdict(list)
+    for licence_id, purpose_code, dataset in bind.execute(sa.select(licence.c.id, licence.c.purpose_code,
+                                                                    licence.c.dataset)):
+        start = date.fromisoformat(str(dataset["start"]))
+        groups[(purpose_code, str(dataset["time_bucket"]), int(dataset["resolution"]))].append((licence_id, start))
+    if not groups:
+        return
+    from coop.kit.settings import get_settings
+    from coop.kit.timeutil import utcnow
+    from coop.tables.families import FamilyKey, new_family
+
+    settings, now = get_settings(), utcnow()
+    family_table = sa.table("table_family", *(sa.column(name) for name in (
+        "id", "kind", "purpose_code", "time_bucket", "resolution", "epsilon_per_day", "delta", "k_floor", "tau",
+        "sigma", "contribution_bound", "coarsest_resolution", "mechanism", "opened_by_licence_id",
+        "seal_from")), sa.column("opened_at", UTCDateTime(timezone=True)))
+    for (purpose_code, time_bucket, resolution), members in sorted(groups.items()):
+        key = FamilyKey(kind="presence", purpose_code=purpose_code, time_bucket=time_bucket, resolution=resolution)
+        family = new_family(key=key, epsilon_per_day=settings.family_epsilon_per_day, settings=settings, at=now,
+                            seal_from=min(start for _, start in members), licence_id=None)
+        bind.execute(family_table.insert().values(**family.model_dump()))
+        bind.execute(licence.update().where(licence.c.id.in_([licence_id for licence_id, _ in members]))
+                     .values(family_id=family.id))
+
+
 def upgrade() -> None:
     _create_tables()
+    _backfill_families()
 
 
 def downgrade() -> None:

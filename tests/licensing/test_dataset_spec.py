@@ -47,6 +47,14 @@ BAD_DATASETS: list[tuple[str, dict[str, Any]]] = [
     ("k as a string", {"k": "5"}),
     ("k as a fraction", {"k": 2.5}),
     ("unknown dataset field", {"colour": "blue"}),
+    ("unknown kind", {"kind": "heatmap"}),
+    ("kind not offered yet: stays", {"kind": "stays"}),
+    ("kind not offered yet: od", {"kind": "od"}),
+    ("epsilon zero", {"epsilon_per_day": 0}),
+    ("epsilon negative", {"epsilon_per_day": -0.5}),
+    ("epsilon as a string", {"epsilon_per_day": "0.5"}),
+    ("epsilon as a boolean", {"epsilon_per_day": True}),
+    ("epsilon absurd", {"epsilon_per_day": 1e10}),
 ]
 
 
@@ -121,15 +129,17 @@ def test_bodies_that_are_not_objects_are_422(client: TestClient, app: FastAPI) -
     {"resolution": 7}, {"resolution": 10}, {"time_bucket": "day", "start": "2026-11-03", "end": "2026-11-04"},
     {"time_bucket": "week", "start": "2026-11-02", "end": "2026-11-16"}, {"region": None},
     {"region": {"bbox": [-180, -90, 180, 90]}}, {"region": {"bbox": [-3, 53, -2, 54]}}, {"k": 50},
-], ids=["coarsest", "finest", "one-day", "two-weeks", "whole-region", "whole-world", "integer-bbox", "high-k"])
+    {"kind": "presence"}, {"epsilon_per_day": 0.8}, {"epsilon_per_day": 1},
+], ids=["coarsest", "finest", "one-day", "two-weeks", "whole-region", "whole-world", "integer-bbox", "high-k",
+        "presence", "own-epsilon", "integer-epsilon"])
 def test_valid_edge_datasets_are_accepted_and_stored_whole(client: TestClient, app: FastAPI,
                                                            change: dict[str, Any]) -> None:
     response = client.post("/v1/licence-requests", json=request_body(dataset=change),
                            headers=_modeller(app).headers)
     assert response.status_code == 201, response.text
     dataset = response.json()["dataset"]
-    assert set(dataset) == {"resolution", "time_bucket", "start", "end", "region", "k"}
-    expected = {**VALID_DATASET, "k": 2, **change}
+    assert set(dataset) == {"kind", "resolution", "time_bucket", "start", "end", "region", "k", "epsilon_per_day"}
+    expected = {**VALID_DATASET, "kind": "presence", "k": 2, "epsilon_per_day": None, **change}
     if expected["region"] is not None:
         expected["region"] = {"bbox": [float(x) for x in expected["region"]["bbox"]]}
     assert dataset == expected

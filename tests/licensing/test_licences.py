@@ -20,7 +20,7 @@ from tests.support.licensing import VALID_DATASET, approved_licence, board_membe
 
 LICENCE_FIELDS = {"licence_id", "request_id", "licensee_account_id", "organisation", "purpose", "dataset", "k",
                   "fee_pence", "paid_pence", "status", "valid_from", "valid_until", "terms_version",
-                  "document", "jws"}
+                  "family_id", "document", "jws"}
 
 GOVERNANCE_DOC = Path(__file__).resolve().parents[2] / "docs" / "governance.md"
 
@@ -39,7 +39,8 @@ def test_licence_has_exactly_the_contract_shape_and_the_approved_terms(client: T
     assert licence["licensee_account_id"] == modeller.account_id
     assert licence["organisation"] == "Merseytravel modelling unit"
     assert licence["purpose"] == "public-health"
-    assert licence["dataset"] == {**VALID_DATASET, "k": 7}
+    assert licence["dataset"] == {**VALID_DATASET, "k": 7, "kind": "presence", "epsilon_per_day": 0.5}
+    assert licence["family_id"] is not None
     assert licence["k"] == 7 and licence["fee_pence"] == 2500 and licence["paid_pence"] == 0
     assert licence["status"] == "active"
     assert licence["terms_version"] == "2026-11"
@@ -53,6 +54,7 @@ def test_licence_has_exactly_the_contract_shape_and_the_approved_terms(client: T
     assert document["licensee_account_id"] == modeller.account_id
     assert document["purpose"] == {"code": "public-health", "title": "Public health", "dpv": "dpv:ImproveHealthcare"}
     assert document["dataset"] == licence["dataset"] and document["k"] == 7 and document["fee_pence"] == 2500
+    assert document["family_id"] == licence["family_id"] and document["schema_version"] == "2"
     assert (document["valid_from"], document["valid_until"]) == (licence["valid_from"], licence["valid_until"])
     assert document["terms_version"] == "2026-11"
     assert document["licensor"] == app.state.settings.name
