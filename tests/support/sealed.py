@@ -23,7 +23,7 @@ MECHANISM = "discrete-gaussian-zcdp (OpenDP 0.16)"
 
 def make_family(app: FastAPI, *, purpose: str = TRANSPORT, time_bucket: str = "hour", resolution: int = 9,
                 kind: str = "presence", tau: int = 2, epsilon_per_day: float = 0.5,
-                contribution_bound: int | None = None, seal_from: date = date(2026, 1, 1)) -> str:
+                contribution_bound: int | None = None, seal_from: date = date(2026, 11, 2)) -> str:
     """An open family with the given public parameters (sigma is nominal: nothing is sealed here)."""
     family_id = str(uuid.uuid4())
     bound = contribution_bound or TimeBucket(time_bucket).cells_per_member
