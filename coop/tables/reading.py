@@ -121,7 +121,7 @@ def sealed_cells(session: Session, family_id: str, *, start: datetime, end: date
             pl.col("bucket_start").cast(pl.Datetime("us", "UTC")))
     if bbox is not None and frame.height:
         inside = _centres_inside(frame.get_column("cell").unique().to_list(), bbox)
-        frame = frame.filter(pl.col("cell").is_in(pl.Series(inside, dtype=pl.Int64)))
+        frame = frame.filter(pl.col("cell").is_in(pl.Series(inside, dtype=pl.Int64).implode()))
     return frame.sort(["bucket_start", "resolution", "cell"], descending=[False, True, False])
 
 
