@@ -207,7 +207,7 @@ def test_the_region_keeps_only_cells_whose_centre_is_inside_at_any_resolution(
 def _inside(cell: str, box: dict[str, Any]) -> bool:
     min_lng, min_lat, max_lng, max_lat = box["bbox"]
     lat, lng = h3.cell_to_latlng(cell)
-    return min_lat <= lat <= max_lat and min_lng <= lng <= max_lng
+    return bool(min_lat <= lat <= max_lat and min_lng <= lng <= max_lng)
 
 
 def test_pings_outside_the_period_do_not_count(client: TestClient, app: FastAPI) -> None:
