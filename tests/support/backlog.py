@@ -44,7 +44,8 @@ def store_hourly_backlog(engine: Engine, *, members: int, days: int, start: date
     with engine.begin() as connection:
         connection.execute(table["account"].insert(), [
             {"id": member_id, "display_name": None, "organisation": None, "roles": ["member"], "created_at": now,
-             "terms_version": "2026-11", "collection_paused": False, "erased_at": None} for member_id in ids])
+             "terms_version": "2026-11", "collection_paused": False, "erased_at": None, "verified_at": now}
+            for member_id in ids])
         connection.execute(table["member_key"].insert(), [
             {"no": no, "account_id": member_id, "wrapped_key": os.urandom(60), "created_at": now, "shredded_at": None}
             for no, member_id in enumerate(ids, start=1)])

@@ -18,12 +18,25 @@ import h3
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
+from coop.accounts.models import MemberKey, Role
 from coop.kit.db import session_scope
 from coop.kit.settings import Settings
 from coop.tables import service
+from tests.support.factories import Caller, make_account
+from tests.support.membership import issue_codes, joined, sign_up
 from tests.support.releases import Member, at, cell10, consent_event, erase, make_member, pings
-from tests.support.tables import MONDAY, approve, cell_rows, dataset, modeller, seal, sealed_buckets
+from tests.support.tables import (
+    MONDAY,
+    approve,
+    cell_rows,
+    contributions,
+    dataset,
+    modeller,
+    seal,
+    sealed_buckets,
+)
 
 BEFORE = at(MONDAY - timedelta(days=7))
 TUESDAY = MONDAY + timedelta(days=1)
@@ -185,3 +198,28 @@ def test_two_purposes_differing_by_one_member_look_identical_beside_their_rows(
                                             headers=victim.caller.headers).json()["days"]
     assert [day["epsilon"] for day in days] == [0.5, 0.5]
 
+
+
+def _member(app: FastAPI, caller: Caller) -> Member:
+    with session_scope(app.state.engine) as session:
+        no = session.exec(select(MemberKey.no).where(MemberKey.account_id == caller.account_id)).one()
+    assert no is not None
+    return Member(caller=caller, no=no)
+
+
+def test_sybils_beside_a_victim_make_nothing_publishable(client: TestClient, app: FastAPI) -> None:
+    """Issue 15's sybil attack through sealing: a victim who joined with a code, and nine public
+    sign-ups (unverified) with consent pinging in the victim's cell at the same time. Counted, the ten
+    would pass the k floor; sealed, the cell holds one countable member and nothing is published, and
+    only the victim's input is recorded (the sybils get no usage, dividend or privacy-loss trace)."""
+    licence = approve(client, app, modeller(app), dataset=dataset(days=1))
+    [code] = issue_codes(client, make_account(app, Role.ADMIN, name="Admin"), 1)
+    victim = _member(app, joined(sign_up(client, code=code, display_name="Victim")))
+    sybils = [_member(app, joined(sign_up(client, display_name=f"Sybil {n}"))) for n in range(9)]
+    for member in [victim, *sybils]:
+        consent_event(app, member, at=BEFORE)
+        pings(app, member, [(at(MONDAY, 9), CENTRE10), (at(MONDAY, 9, 10), CENTRE10)])
+    seal(app, now=at(MONDAY + timedelta(days=3)))
+    assert sealed_buckets(app, licence["family_id"]) == ["2026-11-02T00:00:00Z"]
+    assert cell_rows(app, licence["family_id"]) == []
+    assert contributions(app, licence["family_id"]) == {(victim.account_id, "2026-11-02"): 1}
