@@ -4,7 +4,7 @@ Privacy unit: one member's data in one UTC day (member-day); neighbouring datase
 removing one member-day. Every sealed count gets discrete Gaussian noise from OpenDP (exact sampling, no
 floating-point attack surface); never numpy's or Python's random.
 
-Invariants (derived in docs/privacy-accounting.md, tested in tests/unit/test_dp_accounting.py):
+Invariants (derived in docs/privacy-model.md, "The accounting"; tested in tests/unit/test_dp_accounting.py):
 - one member-day reaches at most ``tables_per_day`` sealed tables of a family; each table runs ``levels``
   adaptive count queries (finest resolution, then each parent level on what was not published); in each
   query it changes at most ``squared_sensitivity`` counts, each by at most 1 (L2 sensitivity
@@ -68,7 +68,7 @@ class Exposure:
 
 
 def exposure(kind: Kind, time_bucket: TimeBucket) -> Exposure:
-    """The reach of one member-day (see docs/privacy-accounting.md, "Sensitivity")."""
+    """The reach of one member-day (docs/privacy-model.md, "Step by step: what one member-day can change")."""
     bound = time_bucket.cells_per_member
     if kind is Kind.PRESENCE:
         if time_bucket is TimeBucket.WEEK:  # the member's other days stay: the top-L set can swap
@@ -338,7 +338,7 @@ def plan_noise(*, kind: Kind, time_bucket: TimeBucket, resolution: int, coarsest
                epsilon_per_day: float, delta: float, k_floor: int) -> NoisePlan:
     """The noise and threshold that make one family cost exactly (epsilon_per_day, delta) per member-day.
 
-    Deterministic (a pure function of its arguments, cached); see docs/privacy-accounting.md.
+    Deterministic (a pure function of its arguments, cached); see docs/privacy-model.md, "The accounting".
     """
     _validate(resolution=resolution, coarsest_resolution=coarsest_resolution,
               epsilon_per_day=epsilon_per_day, delta=delta, k_floor=k_floor)
