@@ -95,8 +95,8 @@ def _header(info: PreviewInfo, height: int) -> list[str]:
         f'<text x="{MAP_MARGIN}" y="70" font-size="16" fill="#3c4657">{escape(_period_text(info.period))}'
         f' \u00b7 where co-op members were, on average, in any one {unit}</text>',
         f'<text x="{MAP_MARGIN}" y="92" font-size="12.5" fill="#6b7280">H3 resolution {info.resolution} '
-        f'hexagons; every number counts at least {info.k} members. Quieter hexagons are merged into '
-        f'larger ones or left out.</text>',
+        f'hexagons; every number is a noisy count of at least {info.k} members. Quieter hexagons are '
+        f'merged into larger ones or left out.</text>',
     ]
 
 

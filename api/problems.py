@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,7 +25,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 class ProblemDetail(BaseModel):
-    """The body of every error response."""
+    """The body of every error response (some problems add extension members, e.g. ``sealed_through``)."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: str
     title: str
@@ -40,7 +42,8 @@ def problem_type(slug: str) -> str:
 
 def problem_response(*, status: int, detail: str, slug: str | None = None, title: str | None = None,
                      errors: list[dict[str, Any]] | None = None,
-                     headers: dict[str, str] | None = None) -> JSONResponse:
+                     headers: dict[str, str] | None = None,
+                     extensions: dict[str, Any] | None = None) -> JSONResponse:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body: dict[str, Any] = {
         "type": problem_type(slug or phrase.lower().replace(" ", "-")),
@@ -50,6 +53,8 @@ def problem_response(*, status: int, detail: str, slug: str | None = None, title
     }
     if errors is not None:
         body["errors"] = errors
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -67,7 +72,7 @@ def _clean_validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
 async def _coop_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CoopError)
     return problem_response(status=exc.status, detail=exc.detail, slug=exc.type_slug, title=exc.title,
-                            errors=exc.errors, headers=exc.headers)
+                            errors=exc.errors, headers=exc.headers, extensions=exc.extensions)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

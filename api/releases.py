@@ -17,7 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from aggregation.writers import CSV_NAME, GEOJSON_NAME, MEDIA_TYPES, PREVIEW_NAME
+from aggregation.writers import (
+    CSV_NAME,
+    DATAPACKAGE_NAME,
+    GEOJSON_NAME,
+    MEDIA_TYPES,
+    PARQUET_NAME,
+    PREVIEW_NAME,
+)
 from api.deps import BoardCaller, MemberCaller, SessionDep, SettingsDep, require_roles
 from api.idempotent import IdempotencyKey, idempotent_response
 from api.params import CursorQuery, LimitQuery
@@ -29,7 +36,6 @@ from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.kit.settings import Settings
 from coop.releases import service
 from coop.releases.builder import BuildContext
-from coop.releases.manifest import served_manifest
 from coop.releases.schemas import DownloadPublic, ReleaseCreate, ReleaseManifest, ReleaseQueued, UsagePublic
 from coop.releases.worker import ReleaseWorker, recover_interrupted_builds
 
@@ -70,7 +76,8 @@ router.lifespan_context = release_lifespan
 
 @router.post("/v1/licences/{licence_id}/releases", status_code=202, response_model=ReleaseQueued,
              responses={404: problem_doc("No such licence (or not the caller's)"),
-                        409: problem_doc("Overlapping period, licence not active or not paid, "
+                        409: problem_doc("Overlapping period, period not sealed yet (with sealed_through), "
+                                         "licence not active or not paid, "
                                          "or Idempotency-Key reused with another body"),
                         422: problem_doc("Period not bucket-aligned or outside the licence's period")})
 def create_release(licence_id: str, body: ReleaseCreate, caller: LicenseeOrBoard, session: SessionDep,
@@ -97,8 +104,7 @@ def create_release(licence_id: str, body: ReleaseCreate, caller: LicenseeOrBoard
             responses={404: problem_doc("No such release (or not the caller's)")})
 def read_release(release_id: str, caller: LicenseeOrBoard, session: SessionDep) -> JSONResponse:
     """The manifest; once ready it carries the files' sizes and SHA-256 and a JWS over all of it."""
-    release, licence = service.visible_release(session, caller=caller, release_id=release_id)
-    return JSONResponse(served_manifest(release, licence))
+    return JSONResponse(service.release_manifest(session, caller=caller, release_id=release_id))
 
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -129,6 +135,25 @@ def download_geojson(release_id: str, caller: LicenseeOrBoard, session: SessionD
                      settings: SettingsDep) -> FileResponse:
     """The release's rows as GeoJSON, one H3 hexagon polygon per row (logged in the download audit)."""
     return _data_file(release_id=release_id, file_name=GEOJSON_NAME, caller=caller, session=session,
+                      settings=settings)
+
+
+@router.get("/v1/releases/{release_id}/files/cells.parquet", response_class=FileResponse,
+            responses=_FILE_RESPONSES)
+def download_parquet(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                     settings: SettingsDep) -> FileResponse:
+    """The release's rows as Parquet, typed (``bucket_start`` a UTC timestamp; logged in the download audit)."""
+    return _data_file(release_id=release_id, file_name=PARQUET_NAME, caller=caller, session=session,
+                      settings=settings)
+
+
+@router.get("/v1/releases/{release_id}/files/datapackage.json", response_class=FileResponse,
+            responses=_FILE_RESPONSES)
+def download_datapackage(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                         settings: SettingsDep) -> FileResponse:
+    """The Frictionless Data Package describing the release's files: sizes, hashes, schemas, the licence
+    and the privacy parameters (logged in the download audit)."""
+    return _data_file(release_id=release_id, file_name=DATAPACKAGE_NAME, caller=caller, session=session,
                       settings=settings)
 
 

@@ -58,7 +58,8 @@ def write_demo_files(*, settings: Settings, engine: Engine, result: DemoResult) 
     for n, token in enumerate(result.tokens.board, start=1):
         _write_secret(tokens / f"board-{n}.token", token)
     ids = {"licence_id": result.licence_id, "release_id": result.release_id, "member_id": result.member_id,
-           "dividend_id": str(result.dividend.get("dividend_id", ""))}
+           "dividend_id": str(result.dividend.get("dividend_id", "")),
+           "week_start": result.week_start.isoformat(), "week_end": result.week_end.isoformat()}
     (out / "ids.json").write_text(json.dumps(ids, indent=2) + "\n", encoding="utf-8")
     with (out / "cells.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -78,11 +79,12 @@ def summary(result: DemoResult, out: Path) -> str:
         f"rejected {ingest['rejected']:,}",
         f"  licence {result.licence_id} approved by two board members, fee paid",
         f"  release {result.release_id}: {sum(result.release_rows_by_resolution.values())} rows ({rows}); "
-        f"smallest published count {result.min_members}",
+        f"smallest published (noisy) count {result.min_members}",
         f"  dividend: pool {result.dividend.get('pool_pence')}p, reserve {result.dividend.get('reserve_pence')}p, "
         f"distributed {result.dividend.get('distributed_pence')}p to {result.dividend.get('members')} members "
         f"for {result.week_start} to {result.week_end}",
-        f"  files: {out}/ (cells.csv, cells.geojson, preview.svg, manifest.jws, ids.json)",
+        f"  files: {out}/ (cells.csv, cells.geojson, cells.parquet, datapackage.json, preview.svg, "
+        "manifest.jws, ids.json)",
         f"  tokens (demo only, mode 0600): {out}/tokens/" + "{admin,board-1,board-2,board-3,treasurer,modeller,member}.token",
     ])
 

@@ -3,13 +3,18 @@
 Residents join with the single-use invitation codes the admin issued (so every one is verified, as
 in a real co-op) and choose their consent; their phones send a week of pings (some paused, some with a
 privacy zone at home, some never consenting); a modeller asks for a licence, two board members approve
-it, the treasurer records the fee, the modeller builds a release and the treasurer declares a dividend.
+it, the treasurer records the fee, the co-op seals the week's tables, the modeller builds a release
+from them and the treasurer declares a dividend.
 
 Invariants: deterministic for a seed (apart from ids, keys and signatures); every step goes through the
-same service functions as the HTTP API, so the consent gate, k-anonymity and the ledger rules all apply.
-The story runs on a simulated clock (the services accept one): residents join the day before the demo
-week; the board approves, the treasurer receives the fee and the release is built yesterday; so today the
-treasurer can declare the dividend of the week just ended, as the API's own rules require.
+same service functions as the HTTP API, so the consent gate, sealing (noise, threshold, budget) and the ledger
+rules all apply.
+The story runs on a simulated clock (the services accept one): yesterday afternoon the board approves
+(opening the licence's table family), the treasurer receives the fee, the co-op seals every bucket that
+is due by then, and the release is built from those sealed tables; so the demo week ends early enough
+for its last day to be past the sealing lateness (``COOP_SEAL_LATENESS_HOURS``) yesterday, residents join
+the day before it, and today the treasurer can declare the dividend of the period just ended, as the
+API's own rules require.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from coop.releases.builder import BuildContext, build_release
 from coop.releases.models import Release
 from coop.releases.service import request_release
 from coop.rights.zones import create_zone_and_purge
+from coop.tables.service import seal_due
 from migrations.seed import POLICY_VERSION
 
 LICENCE_FEE_PENCE = 250_000
@@ -131,11 +137,24 @@ def _withdraw_midweek(session: Session, *, account: Account, keyring: Keyring, s
                 policy_version=POLICY_VERSION, keyring=keyring, controller_name=settings.name, at=at)
 
 
+def sealing_time(today: date) -> datetime:
+    """When the demo co-op seals its tables: yesterday afternoon (after the approval and payment)."""
+    return datetime.combine(today - timedelta(days=1), time(17), tzinfo=UTC)
+
+
+def demo_week_end(today: date, settings: Settings) -> date:
+    """The (exclusive) end of the demo's days: the latest midnight whose day is past the lateness when
+    the demo seals, so every day of the demo is sealed and releasable."""
+    due = sealing_time(today) - timedelta(hours=settings.seal_lateness_hours)
+    return due.date()
+
+
 def run_story(*, engine: Engine, settings: Settings, keyring: Keyring, size: int, seed: int,
               days: int = 7, today: date | None = None) -> DemoResult:
     """Run the whole demo into an (empty) database; returns what happened."""
     today = today or utcnow().date()
-    week_start, week_end = today - timedelta(days=days), today
+    week_end = demo_week_end(today, settings)
+    week_start = week_end - timedelta(days=days)
     result = DemoResult(residents=size, week_start=week_start, week_end=week_end)
     joined_at = datetime.combine(week_start - timedelta(days=1), time(9), tzinfo=UTC)
     residents = make_population(size=size, seed=seed)
@@ -204,7 +223,10 @@ def _licence_release_dividend(*, engine: Engine, settings: Settings, keyring: Ke
         record_licence_payment(session, licence_id=vote.licence_id, amount_pence=LICENCE_FEE_PENCE,
                                reference="BACS MERSEYTRAVEL 0001", recorded_by=staff["treasurer"][0],
                                received_at=yesterday + timedelta(hours=4))
-        release = request_release(session, caller=modeller, licence_id=vote.licence_id,
+    seal_due(engine, settings, now=sealing_time(today))
+    with session_scope(engine) as session:
+        modeller = _principal(session, *staff["modeller"])
+        release = request_release(session, caller=modeller, licence_id=result.licence_id,
                                   start=result.week_start, end=result.week_end)
         result.release_id = release.id
     built_yesterday = datetime.combine(today - timedelta(days=1), time(18), tzinfo=UTC)

@@ -16,11 +16,13 @@ class CoopError(Exception):
     type_slug: str = "bad-request"
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extensions: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
         self.headers = headers or {}
+        self.extensions = extensions or {}
+        """RFC 9457 extension members (JSON values), rendered beside ``type``/``detail``; never secrets."""
 
 
 class Unauthenticated(CoopError):

@@ -1,10 +1,13 @@
-"""The release builder: snapshot read -> k-anonymous maths -> files -> contributions -> signed manifest.
+"""The release builder: sealed rows of the licence's family -> files -> input units -> signed manifest.
 
 Invariants: a build runs only for a release it has claimed (``queued`` -> ``building`` in one UPDATE,
-so two workers never build the same release); the licence must still be active and paid when the build
-starts; files are written under a temporary name and moved into place whole; the release becomes
-``ready`` (with its contributions and signed manifest) in one transaction, or ``failed`` with a reason.
-Builds open their own sessions and never share the request's.
+so two workers never build the same release); the licence must still be active and paid, and the period
+sealed for its family, when the build starts; the rows are exactly the family's sealed rows of the
+period and region with ``members >= k`` (never recomputed from pings), so every release of a family
+agrees on every cell-bucket; files are written under a temporary name and moved into place whole; the
+release becomes ``ready`` (with its input units and signed manifest) in one transaction, or ``failed``
+with a reason. Nothing exact besides the published rows is stored, logged or signed: the manifest's
+stats are ``{"rows"}``. Builds open their own sessions and never share the request's.
 """
 
 from __future__ import annotations
@@ -23,24 +26,39 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 import coop.models  # noqa: F401  (every table registered, so the ORM resolves foreign keys in a bare worker)
-from aggregation.kanon import Aggregate, aggregate
+from aggregation.datapackage import LicenceTerms, PackageInfo, write_datapackage
 from aggregation.periods import Period
 from aggregation.preview import PreviewInfo, render_preview
-from aggregation.spec import DatasetSpec, restrict_to_region
-from aggregation.writers import CSV_NAME, GEOJSON_NAME, PREVIEW_NAME, printable_rows, write_csv, write_geojson
+from aggregation.spec import DatasetSpec
+from aggregation.writers import (
+    CSV_NAME,
+    DATAPACKAGE_NAME,
+    GEOJSON_NAME,
+    PARQUET_NAME,
+    PREVIEW_NAME,
+    describe_file,
+    printable_rows,
+    write_csv,
+    write_geojson,
+    write_parquet,
+)
 from consent.models import Purpose
+from coop.accounts.models import MemberKey
 from coop.kit.crypto import Keyring
 from coop.kit.db import session_scope
+from coop.kit.errors import Conflict
 from coop.kit.settings import Settings
-from coop.kit.timeutil import utcnow
+from coop.kit.timeutil import rfc3339, utcnow
 from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
 from coop.releases.manifest import sign_manifest
 from coop.releases.models import Release, ReleaseContribution
-from coop.releases.snapshot import FINEST_RESOLUTION, read_snapshot
+from coop.releases.sealed import FamilyView, family_view, member_units, require_sealed, sealed_cells
 
 log = logging.getLogger("coop.releases")
-
+_MEMBER_BATCH = 5_000
+_MEMBER_KEY: sa.Table = MemberKey.__table__  # type: ignore[attr-defined]
+_CONTRIBUTION: sa.Table = ReleaseContribution.__table__  # type: ignore[attr-defined]
 
 class BuildRefused(Exception):
     """The release cannot be built (the reason is safe to show to the licensee)."""
@@ -58,10 +76,11 @@ class BuildContext:
 @dataclass(frozen=True)
 class _Plan:
     release_id: str
-    purpose_code: str
     purpose_title: str
     spec: DatasetSpec
     period: Period
+    family: FamilyView
+    licence: LicenceTerms
 
 
 def release_dir(settings: Settings, release_id: str) -> Path:
@@ -102,68 +121,83 @@ def _plan(session: Session, release_id: str) -> _Plan:
         raise BuildRefused("the licence fee is not paid in full")
     purpose = session.get(Purpose, licence.purpose_code)
     spec = DatasetSpec.from_licence(licence.dataset, k=licence.k)
-    return _Plan(release_id=release.id, purpose_code=licence.purpose_code,
-                 purpose_title=purpose.title if purpose else licence.purpose_code, spec=spec,
-                 period=Period(start=release.start, end=release.end))
+    period = Period(start=release.start, end=release.end)
+    try:
+        family = family_view(session, licence.family_id)
+        require_sealed(session, family=family, period=period)
+    except Conflict as refused:
+        raise BuildRefused(refused.detail) from refused
+    terms = LicenceTerms(licence_id=licence.id, terms_version=licence.terms_version,
+                         organisation=licence.organisation, purpose=licence.purpose_code,
+                         valid_from=rfc3339(licence.valid_from), valid_until=rfc3339(licence.valid_until))
+    return _Plan(release_id=release.id, purpose_title=purpose.title if purpose else licence.purpose_code,
+                 spec=spec, period=period, family=family, licence=terms)
 
 
-def compute(ctx: BuildContext, plan: _Plan) -> tuple[Aggregate, int]:
-    """The table for ``plan`` from one snapshot; also returns the pings considered."""
-    spec = plan.spec
-    started = time.perf_counter()
-    snapshot = read_snapshot(ctx.engine, purpose_code=plan.purpose_code, period=plan.period,
-                             bucket=spec.time_bucket,
-                             cell_resolution=FINEST_RESOLUTION if spec.region else spec.resolution)
-    log.info("release %s: snapshot read in %.2fs (%d counted lines)", plan.release_id,
-             time.perf_counter() - started, snapshot.counts.height)
-    _set_progress(ctx.engine, plan.release_id, 0.4)
-    counts = snapshot.counts
-    if spec.region is not None:
-        counts = restrict_to_region(counts, region=spec.region, resolution=spec.resolution)
-    result = aggregate(counts, resolution=spec.resolution, k=spec.k,
-                       cells_per_member=spec.time_bucket.cells_per_member,
-                       coarsest_resolution=ctx.settings.coarsest_resolution)
-    return result, int(counts.get_column("pings").sum() or 0)
+def read_rows(session: Session, plan: _Plan) -> pl.DataFrame:
+    """The release's rows: the family's sealed rows of the period and region with ``members >= k``."""
+    return sealed_cells(session, family_id=plan.family.family_id, period=plan.period,
+                        region=plan.spec.region, min_members=plan.spec.k)
 
 
-def _write_files(ctx: BuildContext, plan: _Plan, rows: pl.DataFrame) -> list[dict[str, str | int]]:
+def _write_files(ctx: BuildContext, plan: _Plan, rows: pl.DataFrame, *,
+                 built_at: datetime) -> list[dict[str, str | int]]:
+    """Every file of the release (data, preview, then the data package describing them), written whole."""
     final = release_dir(ctx.settings, plan.release_id)
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     printable = printable_rows(rows)
     cells = rows.get_column("cell").to_list()
-    written = [write_csv(partial / CSV_NAME, printable), write_geojson(partial / GEOJSON_NAME, printable, cells)]
-    info = PreviewInfo(title=plan.purpose_title, period=plan.period, time_bucket=plan.spec.time_bucket,
-                       resolution=plan.spec.resolution, k=plan.spec.k,
-                       source=f"{ctx.settings.name} \u00b7 release {plan.release_id}")
-    (partial / PREVIEW_NAME).write_text(render_preview(rows, info), encoding="utf-8")
+    written = [write_csv(partial / CSV_NAME, printable), write_geojson(partial / GEOJSON_NAME, printable, cells),
+               write_parquet(partial / PARQUET_NAME, printable)]
+    preview = PreviewInfo(title=plan.purpose_title, period=plan.period, time_bucket=plan.spec.time_bucket,
+                          resolution=plan.spec.resolution, k=max(plan.spec.k, plan.family.tau),
+                          source=f"{ctx.settings.name} \u00b7 release {plan.release_id}")
+    (partial / PREVIEW_NAME).write_text(render_preview(rows, preview), encoding="utf-8")
+    written.append(describe_file(partial / PREVIEW_NAME))
+    package = PackageInfo(
+        release_id=plan.release_id, title=f"{plan.purpose_title}: {plan.family.kind} per "
+                                          f"{plan.spec.time_bucket.value}, H3 resolution {plan.spec.resolution}",
+        created=rfc3339(built_at), publisher=ctx.settings.name, family_id=plan.family.family_id,
+        kind=plan.family.kind, time_bucket=plan.spec.time_bucket.value, resolution=plan.spec.resolution,
+        start=plan.period.start.isoformat(), end=plan.period.end.isoformat(), k=plan.spec.k,
+        licence=plan.licence, privacy=plan.family.privacy())
+    written.append(write_datapackage(partial / DATAPACKAGE_NAME, package, written))
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     return [entry.as_manifest_entry() for entry in written]
 
 
-def _finish(ctx: BuildContext, plan: _Plan, result: Aggregate, *, pings_considered: int,
-            files: list[dict[str, str | int]]) -> None:
+def _member_numbers(session: Session, account_ids: list[str]) -> dict[str, int]:
+    """Each account's pseudonymous member number (plain Core reads, in batches)."""
+    keys = _MEMBER_KEY
+    numbers: dict[str, int] = {}
+    connection = session.connection()
+    for first in range(0, len(account_ids), _MEMBER_BATCH):
+        batch = account_ids[first:first + _MEMBER_BATCH]
+        numbers.update((str(account_id), int(no)) for account_id, no in connection.execute(
+            sa.select(keys.c.account_id, keys.c.no).where(keys.c.account_id.in_(batch))))
+    return numbers
+
+
+def _finish(ctx: BuildContext, plan: _Plan, *, rows: int, files: list[dict[str, str | int]],
+            built_at: datetime) -> None:
     with session_scope(ctx.engine) as session:
         release = session.get(Release, plan.release_id)
         licence = session.get(Licence, release.licence_id) if release else None
         if release is None or licence is None:
             raise BuildRefused("the release no longer exists")
-        units = [{"release_id": plan.release_id, "member_no": member_no, "units": count}
-                 for member_no, count in result.units.iter_rows()]
-        if units:
-            session.execute(sa.insert(ReleaseContribution), units)
-        rows = result.rows
-        release.stats = {
-            "rows": rows.height,
-            "generalised_rows": rows.filter(pl.col("resolution") < plan.spec.resolution).height,
-            "suppressed_contributions": result.suppressed_contributions,
-            "pings_considered": pings_considered,
-        }
+        units = member_units(session, family_id=plan.family.family_id, period=plan.period)
+        numbers = _member_numbers(session, sorted(units))
+        contributions = [{"release_id": plan.release_id, "member_no": numbers[member_id], "units": count}
+                         for member_id, count in sorted(units.items()) if member_id in numbers]
+        if contributions:
+            session.connection().execute(_CONTRIBUTION.insert(), contributions)
+        release.stats = {"rows": rows}
         release.files = files
-        release.status, release.progress, release.built_at, release.error = "ready", 1.0, ctx.clock(), None
-        release.jws = sign_manifest(release, licence, ctx.keyring)
+        release.status, release.progress, release.built_at, release.error = "ready", 1.0, built_at, None
+        release.jws = sign_manifest(release, licence, ctx.keyring, privacy=plan.family.privacy())
         session.add(release)
 
 
@@ -188,16 +222,16 @@ def build_release(ctx: BuildContext, release_id: str) -> None:
     try:
         with session_scope(ctx.engine) as session:
             plan = _plan(session, release_id)
-        result, pings_considered = compute(ctx, plan)
-        watch.lap("read+maths")
-        _set_progress(ctx.engine, release_id, 0.6)
-        files = _write_files(ctx, plan, result.rows)
+            rows = read_rows(session, plan)
+        watch.lap("read")
+        _set_progress(ctx.engine, release_id, 0.5)
+        built_at = ctx.clock()
+        files = _write_files(ctx, plan, rows, built_at=built_at)
         watch.lap("files")
         _set_progress(ctx.engine, release_id, 0.9)
-        _finish(ctx, plan, result, pings_considered=pings_considered, files=files)
+        _finish(ctx, plan, rows=rows.height, files=files, built_at=built_at)
         watch.lap("store")
-        log.info("release %s built: %d rows from %d pings (%s)", release_id, result.rows.height,
-                 pings_considered, ", ".join(watch.laps))
+        log.info("release %s built: %d rows (%s)", release_id, rows.height, ", ".join(watch.laps))
     except BuildRefused as refused:
         _fail(ctx.engine, release_id, str(refused))
     except Exception:

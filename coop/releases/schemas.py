@@ -31,17 +31,34 @@ class ReleaseFile(BaseModel):
 
 
 class ReleaseStats(BaseModel):
+    """The only statistic a manifest carries: how many rows the release's files hold. (Releases built
+    before sealed tables carry more keys in their signed manifests; they are served as signed.)"""
+
+    model_config = ConfigDict(extra="allow")
+
     rows: int
-    generalised_rows: int
-    suppressed_contributions: int
-    pings_considered: int
+
+
+class ReleasePrivacy(BaseModel):
+    """The family's public differential-privacy parameters (the same for every release of the family)."""
+
+    mechanism: str
+    privacy_unit: str = Field(description="member-day")
+    epsilon_per_day: float
+    delta: float
+    tau: int = Field(description="every published count is at least tau")
+    contribution_bound: int = Field(description="L: cells (or od pairs) one member counts in per bucket")
 
 
 class ReleaseManifest(BaseModel):
-    """The manifest; once ready, ``jws`` signs every other field (verify against ``GET /v1/coop``'s JWKS)."""
+    """The manifest; once ready, ``jws`` signs every other field (verify against ``GET /v1/coop``'s JWKS).
+
+    ``family_id`` and ``privacy`` are null only in the signed manifests of releases built before sealed
+    tables existed (served exactly as signed)."""
 
     release_id: str
     licence_id: str
+    family_id: str | None = None
     purpose: str
     dataset: dict[str, Any]
     k: int
@@ -51,6 +68,7 @@ class ReleaseManifest(BaseModel):
     progress: float
     built_at: str | None
     stats: ReleaseStats | None
+    privacy: ReleasePrivacy | None = None
     files: list[ReleaseFile]
     error: str | None
     jws: str | None

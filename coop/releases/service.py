@@ -3,8 +3,11 @@
 Invariants: a release is visible to the board and to its licence's licensee only (anyone else: 404);
 releases under one licence never overlap in time (failed ones excepted), checked under a lock on the
 licence row so two concurrent requests cannot both pass; a release is requested only under an active,
-paid licence, for whole buckets inside the licence's period; the licensee downloads only while the
-licence is active (403 afterwards), the board always; every file served is logged first.
+paid licence, for whole buckets inside the licence's period that are all sealed for the licence's
+family (409 with ``sealed_through`` otherwise); the licensee downloads only while the licence is active
+(403 afterwards), the board always; every file served is logged first. A member's usage lists the
+releases whose family took their data as input in the release's period, with the same units whether
+or not any of their cells was published.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -29,8 +33,10 @@ from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
 from coop.licensing.visibility import downloads_regardless_of_status, may_see_releases_of
 from coop.releases.builder import release_dir
+from coop.releases.manifest import served_manifest
 from coop.releases.models import Release, ReleaseContribution, ReleaseDownload
 from coop.releases.schemas import UsagePublic
+from coop.releases.sealed import family_view, require_sealed
 
 
 def visible_licence(session: Session, *, caller: Principal, licence_id: str, lock: bool = False) -> Licence:
@@ -47,6 +53,15 @@ def visible_release(session: Session, *, caller: Principal, release_id: str) -> 
     if release is None or licence is None or not may_see_releases_of(caller, licensee_id=licence.licensee_id):
         raise NotFound("no such release")
     return release, licence
+
+
+def release_manifest(session: Session, *, caller: Principal, release_id: str) -> dict[str, Any]:
+    """The manifest served for a visible release (signed as built once ready)."""
+    release, licence = visible_release(session, caller=caller, release_id=release_id)
+    privacy = None
+    if not release.jws and licence.family_id is not None:
+        privacy = family_view(session, licence.family_id).privacy()
+    return served_manifest(release, licence, privacy=privacy)
 
 
 def _dataset(licence: Licence) -> DatasetSpec:
@@ -86,6 +101,7 @@ def request_release(session: Session, *, caller: Principal, licence_id: str, sta
     if earlier is not None:
         raise Conflict(f"the period overlaps release {earlier.id} ({earlier.start.isoformat()}.."
                        f"{earlier.end.isoformat()}); releases under one licence never overlap")
+    require_sealed(session, family=family_view(session, licence.family_id), period=period)
     release = Release(id=str(uuid.uuid4()), licence_id=licence.id, requested_by=caller.id, start=start,
                       end=end, status="queued", progress=0.0, created_at=utcnow())
     session.add(release)
@@ -98,9 +114,10 @@ def request_release(session: Session, *, caller: Principal, licence_id: str, sta
 
 def open_data_file(session: Session, *, caller: Principal, release_id: str, file_name: str,
                    settings: Settings) -> Path:
-    """``cells.csv`` or ``cells.geojson`` of a ready release (access checked, download logged)."""
+    """A data file of a ready release (access checked, download logged); releases built before
+    ``cells.parquet`` and ``datapackage.json`` existed answer 404 for those."""
     if file_name not in DATA_FILES:
-        raise NotFound(f"no such file; a release has {' and '.join(DATA_FILES)}")
+        raise NotFound(f"no such file; a release has {', '.join(DATA_FILES)}")
     return _open_release_file(session, caller=caller, release_id=release_id, file_name=file_name,
                               settings=settings)
 

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from aggregation.periods import TimeBucket
 from coop.kit.timeutil import as_utc
 from coop.tables.buckets import bucket_length, first_bucket
-from coop.tables.models import SealedBucket, SealedCell, SealedContribution, SealedPair, TableFamily
+from coop.tables.models import SealedBucket, SealedContribution, SealedPair, TableFamily
 
 BBox = tuple[float, float, float, float]
 """``(min_lng, min_lat, max_lng, max_lat)``, edges included."""
@@ -80,20 +80,49 @@ def _frame(session: Session, query: sa.Executable, schema: dict[str, pl.DataType
                          for (name, dtype), values in zip(schema.items(), columns, strict=True)])
 
 
+_CELLS_SQL = ("SELECT {bucket}, cell, resolution, members FROM sealed_cell WHERE family_id = {p} "
+              "AND bucket_start >= {p} AND bucket_start < {p} AND members >= {p}")
+_PG_BUCKET_US = "CAST(EXTRACT(EPOCH FROM bucket_start) * 1000000 AS BIGINT)"
+_SQLITE_STORED = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime on SQLite (UTC, naive text)
+_SQLITE_PARSE = "%Y-%m-%d %H:%M:%S%.f"  # the same, as Polars parses it
+
+
+def _fetch(session: Session, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    """Rows of one plain statement on the session's own connection (its transaction), through the
+    DB-API cursor: no per-row type processing, which is most of the cost at a hundred thousand rows."""
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def sealed_cells(session: Session, family_id: str, *, start: datetime, end: datetime, bbox: BBox | None = None,
                  min_members: int = 0) -> pl.DataFrame:
     """bucket_start, cell, resolution, members: the family's sealed cells of ``[start, end)``, whose
-    centre lies in ``bbox`` (any resolution), with ``members >= min_members``."""
-    query = (sa.select(col(SealedCell.bucket_start), col(SealedCell.cell), col(SealedCell.resolution),
-                       col(SealedCell.members))
-             .where(col(SealedCell.family_id) == family_id, col(SealedCell.bucket_start) >= start,
-                    col(SealedCell.bucket_start) < end, col(SealedCell.members) >= min_members)
-             .order_by(col(SealedCell.bucket_start), col(SealedCell.resolution).desc(), col(SealedCell.cell)))
-    frame = _frame(session, query, CELL_FRAME)
+    centre lies in ``bbox`` (any resolution), with ``members >= min_members``.
+
+    One plain query, read column-wise (a four-week release is ~10^5 rows): PostgreSQL hands back the
+    bucket as epoch microseconds, SQLite as its stored text, parsed by Polars in one vectorised step."""
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {"bucket_start": pl.Int64, "cell": pl.Int64,
+                                                          "resolution": pl.Int64, "members": pl.Int64}
+    if session.get_bind().dialect.name == "sqlite":
+        bounds = [as_utc(moment).strftime(_SQLITE_STORED) for moment in (start, end)]
+        found = _fetch(session, _CELLS_SQL.format(bucket="bucket_start", p="?"), (family_id, *bounds, min_members))
+        frame = pl.DataFrame(found, schema={**schema, "bucket_start": pl.String}, orient="row").with_columns(
+            pl.col("bucket_start").str.to_datetime(_SQLITE_PARSE, time_unit="us", time_zone="UTC"))
+    else:
+        found = _fetch(session, _CELLS_SQL.format(bucket=_PG_BUCKET_US, p="%s"),
+                       (family_id, as_utc(start), as_utc(end), min_members))
+        frame = pl.DataFrame(found, schema=schema, orient="row").with_columns(
+            pl.col("bucket_start").cast(pl.Datetime("us", "UTC")))
     if bbox is not None and frame.height:
         inside = _centres_inside(frame.get_column("cell").unique().to_list(), bbox)
-        frame = frame.filter(pl.col("cell").is_in(pl.Series(inside, dtype=pl.Int64)))
-    return frame
+        frame = frame.filter(pl.col("cell").is_in(pl.Series(inside, dtype=pl.Int64).implode()))
+    return frame.sort(["bucket_start", "resolution", "cell"], descending=[False, True, False])
 
 
 def sealed_pairs(session: Session, family_id: str, *, start: datetime, end: datetime, bbox: BBox | None = None,

@@ -60,7 +60,7 @@ def test_the_quickstart_works_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "manifest signature verified" in out
-    assert out.count("matches the signed manifest") == 2
+    assert out.count("matches the signed manifest") == 5 and "release verified" in out
     assert "bucket_start,cell,resolution,members" in out
     assert '"ok":true' in out.replace(" ", "")
     assert '"balance_pence"' in out and '"contribution_units"' in out

@@ -1,9 +1,11 @@
-"""The releases API: who may do what, the period and licence rules, files, manifest signature, downloads
-log, usage, idempotency, crash recovery and concurrent requests."""
+"""The releases API over sealed tables written by factories: who may do what, the period, sealing and
+licence rules, the files, the manifest (signed, no exact counts), the downloads log, usage, idempotency,
+crash recovery and concurrent requests."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import threading
 import uuid
@@ -12,6 +14,7 @@ from typing import Any
 
 import h3
 import jwt
+import polars as pl
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -25,21 +28,17 @@ from coop.licensing.models import Licence
 from coop.releases.models import Release
 from tests.support.factories import Caller, make_account
 from tests.support.release_checks import built_release, release_rows, request_release
-from tests.support.releases import at, cell10, consent_event, make_licence, make_member, pings
+from tests.support.releases import at, cell10, make_licence, make_member
+from tests.support.sealed import make_family, seal_bucket, seal_period
 
 MONDAY = date(2026, 11, 2)
 WEEK_END = MONDAY + timedelta(days=7)
+LICENCE_END = MONDAY + timedelta(days=28)
 X9 = h3.cell_to_parent(cell10(), 9)
-
-
-def _populate(app: FastAPI, *, size: int = 3) -> list[Caller]:
-    callers = []
-    for n in range(size):
-        member = make_member(app, name=f"Resident {n}")
-        consent_event(app, member, at=at(MONDAY - timedelta(days=30)))
-        pings(app, member, [(at(MONDAY, 9, n), X9), (at(MONDAY + timedelta(days=1), 9, n), X9)])
-        callers.append(member.caller)
-    return callers
+FILES = ["cells.csv", "cells.geojson", "cells.parquet", "preview.svg", "datapackage.json"]
+MANIFEST_KEYS = {"release_id", "licence_id", "family_id", "purpose", "dataset", "k", "start", "end", "status",
+                 "progress", "built_at", "stats", "privacy", "files", "error", "jws"}
+PRIVACY_KEYS = {"mechanism", "privacy_unit", "epsilon_per_day", "delta", "tau", "contribution_bound"}
 
 
 @pytest.fixture
@@ -53,13 +52,27 @@ def board(app: FastAPI) -> Caller:
 
 
 @pytest.fixture
-def licence_id(app: FastAPI, modeller: Caller) -> str:
-    return make_licence(app, modeller, start=MONDAY, end=MONDAY + timedelta(days=28), k=2)
+def family_id(app: FastAPI) -> str:
+    return make_family(app, time_bucket="hour", resolution=9, tau=2)
+
+
+@pytest.fixture
+def residents(app: FastAPI) -> list[Caller]:
+    return [make_member(app, name=f"Resident {n}").caller for n in range(3)]
+
+
+@pytest.fixture
+def licence_id(app: FastAPI, modeller: Caller, family_id: str, residents: list[Caller]) -> str:
+    """An hourly licence on four sealed weeks: X9 has the three residents at 09:00 on the first two days."""
+    published = {at(MONDAY, 9), at(MONDAY + timedelta(days=1), 9)}
+    seal_period(app, family_id, start=MONDAY, end=LICENCE_END, skip=published)
+    for moment in sorted(published):
+        seal_bucket(app, family_id, start=moment, cells=[(X9, 3)], inputs=[r.account_id for r in residents])
+    return make_licence(app, modeller, start=MONDAY, end=LICENCE_END, k=2, family_id=family_id)
 
 
 @pytest.fixture
 def ready(client: TestClient, app: FastAPI, modeller: Caller, licence_id: str) -> dict[str, Any]:
-    _populate(app)
     return built_release(client, app, modeller, licence_id, start=MONDAY, end=WEEK_END)
 
 
@@ -73,9 +86,10 @@ def test_the_manifest_is_signed_and_its_hashes_match_the_downloads(
     assert ready["progress"] == 1 and ready["built_at"].endswith("Z")
     assert ready["start"] == "2026-11-02" and ready["end"] == "2026-11-09"
     assert ready["dataset"]["resolution"] == 9 and ready["k"] == 2 and ready["purpose"] == "transport-planning"
-    assert [f["name"] for f in ready["files"]] == ["cells.csv", "cells.geojson"]
+    assert [f["name"] for f in ready["files"]] == FILES
     for entry in ready["files"]:
-        body = client.get(f"/v1/releases/{ready['release_id']}/files/{entry['name']}", headers=modeller.headers)
+        path = "preview.svg" if entry["name"] == "preview.svg" else f"files/{entry['name']}"
+        body = client.get(f"/v1/releases/{ready['release_id']}/{path}", headers=modeller.headers)
         assert body.status_code == 200
         assert body.headers["content-type"].startswith(entry["media_type"])
         assert len(body.content) == entry["bytes"]
@@ -116,8 +130,46 @@ def test_every_download_is_logged_for_the_board(client: TestClient, modeller: Ca
     assert client.get(f"/v1/releases/{uuid.uuid4()}/downloads", headers=board.headers).status_code == 404
 
 
+def test_the_manifest_holds_the_family_and_its_privacy_parameters_and_no_exact_count(
+        ready: dict[str, Any], family_id: str) -> None:
+    assert set(ready) == MANIFEST_KEYS
+    assert ready["family_id"] == family_id
+    assert ready["stats"] == {"rows": 2}
+    assert set(ready["privacy"]) == PRIVACY_KEYS
+    assert ready["privacy"]["privacy_unit"] == "member-day" and ready["privacy"]["tau"] == 2
+    assert ready["privacy"]["contribution_bound"] == 1 and ready["privacy"]["epsilon_per_day"] == 0.5
+    text = json.dumps(ready)
+    for leak in ("suppressed", "pings_considered", "contributions", "eligible", "generalised"):
+        assert leak not in text
+
+
+def test_the_datapackage_describes_every_other_file(
+        client: TestClient, modeller: Caller, ready: dict[str, Any]) -> None:
+    package = client.get(f"/v1/releases/{ready['release_id']}/files/datapackage.json",
+                         headers=modeller.headers).json()
+    listed = {f["name"]: f for f in ready["files"] if f["name"] != "datapackage.json"}
+    assert [r["path"] for r in package["resources"]] == list(listed)
+    for item in package["resources"]:
+        assert item["bytes"] == listed[item["path"]]["bytes"]
+        assert item["hash"] == "sha256:" + listed[item["path"]]["sha256"]
+        assert item["mediatype"] == listed[item["path"]]["media_type"]
+    assert package["privacy"] == ready["privacy"]
+    assert package["licence"]["licence_id"] == ready["licence_id"]
+    assert package["licence"]["licensee_organisation"] == "Merseytravel Analytics"
+    assert package["release"]["family_id"] == ready["family_id"]
+
+
+def test_the_parquet_file_holds_the_csv_rows(client: TestClient, modeller: Caller, ready: dict[str, Any]) -> None:
+    body = client.get(f"/v1/releases/{ready['release_id']}/files/cells.parquet", headers=modeller.headers)
+    assert body.status_code == 200 and body.headers["content-type"].startswith("application/vnd.apache.parquet")
+    table = pl.read_parquet(io.BytesIO(body.content))
+    rows = [(moment.strftime("%Y-%m-%dT%H:%M:%SZ"), cell, resolution, members)
+            for moment, cell, resolution, members in table.iter_rows()]
+    assert rows == release_rows(client, modeller, ready["release_id"])
+
+
 def test_unknown_file_names_are_404(client: TestClient, modeller: Caller, ready: dict[str, Any]) -> None:
-    for name in ("cells.parquet", "..%2Fsigning.key", "preview.svg"):
+    for name in ("manifest.json", "..%2Fsigning.key", "preview.svg", "od.csv"):
         response = client.get(f"/v1/releases/{ready['release_id']}/files/{name}", headers=modeller.headers)
         assert response.status_code == 404, name
 
@@ -128,6 +180,43 @@ def test_the_preview_is_an_svg_map(client: TestClient, modeller: Caller, ready: 
     assert response.headers["content-type"].startswith("image/svg+xml")
     assert response.text.startswith("<svg") and "Transport planning" in response.text
     assert response.text.count("<path d=") == 1 + 1  # one hexagon and the north arrow
+
+
+def test_a_period_not_yet_sealed_is_409_with_sealed_through(
+        client: TestClient, app: FastAPI, modeller: Caller) -> None:
+    family = make_family(app, time_bucket="day", resolution=9)
+    licence = make_licence(app, modeller, start=MONDAY, end=LICENCE_END, time_bucket="day", family_id=family)
+    nothing = request_release(client, modeller, licence, start=MONDAY, end=WEEK_END)
+    assert nothing.status_code == 409, nothing.text
+    problem = nothing.json()
+    assert problem["type"] == "urn:coop:problem:period-not-sealed" and problem["sealed_through"] is None
+    assert nothing.headers["content-type"].startswith("application/problem+json")
+    seal_period(app, family, start=MONDAY, end=MONDAY + timedelta(days=5), time_bucket="day")
+    partly = request_release(client, modeller, licence, start=MONDAY, end=WEEK_END)
+    assert partly.status_code == 409
+    assert partly.json()["sealed_through"] == "2026-11-07T00:00:00Z"
+    assert "sealed through 2026-11-07T00:00:00Z" in partly.json()["detail"]
+    assert request_release(client, modeller, licence, start=MONDAY,
+                           end=MONDAY + timedelta(days=5)).status_code == 202
+    app.state.release_worker.wait_for_builds()
+
+
+def test_a_gap_in_the_sealed_buckets_is_409(client: TestClient, app: FastAPI, modeller: Caller) -> None:
+    family = make_family(app, time_bucket="hour", resolution=9)
+    seal_period(app, family, start=MONDAY, end=WEEK_END, skip=[at(MONDAY + timedelta(days=2), 13)])
+    licence = make_licence(app, modeller, start=MONDAY, end=LICENCE_END, family_id=family)
+    response = request_release(client, modeller, licence, start=MONDAY, end=WEEK_END)
+    assert response.status_code == 409
+    assert response.json()["sealed_through"] == "2026-11-04T13:00:00Z"  # the end of the unbroken run
+    assert request_release(client, modeller, licence, start=MONDAY,
+                           end=MONDAY + timedelta(days=2)).status_code == 202
+    app.state.release_worker.wait_for_builds()
+
+
+def test_a_licence_without_a_family_cannot_build(client: TestClient, app: FastAPI, modeller: Caller) -> None:
+    licence = make_licence(app, modeller, start=MONDAY, end=WEEK_END)
+    response = request_release(client, modeller, licence, start=MONDAY, end=WEEK_END)
+    assert response.status_code == 409 and "no table family" in response.json()["detail"]
 
 
 def test_overlapping_releases_are_409_and_a_failed_one_does_not_block(
@@ -182,7 +271,8 @@ def test_a_revoked_licence_can_neither_build_nor_download(
     refused = request_release(client, modeller, licence_id, start=WEEK_END, end=WEEK_END + timedelta(days=7))
     assert refused.status_code == 409 and "revoked" in refused.json()["detail"]
     release_id = ready["release_id"]
-    for path in ("files/cells.csv", "files/cells.geojson", "preview.svg"):
+    for path in ("files/cells.csv", "files/cells.geojson", "files/cells.parquet", "files/datapackage.json",
+                 "preview.svg"):
         response = client.get(f"/v1/releases/{release_id}/{path}", headers=modeller.headers)
         assert response.status_code == 403 and "revoked" in response.json()["detail"]
     assert client.get(f"/v1/releases/{release_id}/files/cells.csv", headers=board.headers).status_code == 200
@@ -194,8 +284,11 @@ def test_an_expired_licence_cannot_build(client: TestClient, app: FastAPI, model
     assert response.status_code == 409 and "expired" in response.json()["detail"]
 
 
-def test_an_unpaid_licence_cannot_build_until_paid(client: TestClient, app: FastAPI, modeller: Caller) -> None:
-    licence = make_licence(app, modeller, start=MONDAY, end=WEEK_END, fee_pence=50_000, paid_pence=49_999)
+def test_an_unpaid_licence_cannot_build_until_paid(client: TestClient, app: FastAPI, modeller: Caller,
+                                                   family_id: str) -> None:
+    seal_period(app, family_id, start=MONDAY, end=WEEK_END)
+    licence = make_licence(app, modeller, start=MONDAY, end=WEEK_END, fee_pence=50_000, paid_pence=49_999,
+                           family_id=family_id)
     response = request_release(client, modeller, licence, start=MONDAY, end=WEEK_END)
     assert response.status_code == 409 and "not paid" in response.json()["detail"]
     with session_scope(app.state.engine) as session:
@@ -204,6 +297,7 @@ def test_an_unpaid_licence_cannot_build_until_paid(client: TestClient, app: Fast
         row.paid_pence = 50_000
         session.add(row)
     assert request_release(client, modeller, licence, start=MONDAY, end=WEEK_END).status_code == 202
+    app.state.release_worker.wait_for_builds()
 
 
 def test_a_licence_revoked_while_queued_fails_the_build(
@@ -226,7 +320,6 @@ def test_a_licence_revoked_while_queued_fails_the_build(
 
 def test_the_board_may_build_under_any_licence(client: TestClient, app: FastAPI, board: Caller,
                                                modeller: Caller, licence_id: str) -> None:
-    _populate(app)
     manifest = built_release(client, app, board, licence_id, start=MONDAY, end=WEEK_END)
     assert client.get(f"/v1/releases/{manifest['release_id']}", headers=modeller.headers).status_code == 200
 
@@ -263,7 +356,6 @@ def test_concurrent_requests_for_one_period_create_one_release(
 
 def test_builds_left_building_by_a_crash_fail_on_start_and_queued_ones_build(
         app: FastAPI, settings: Settings, modeller: Caller, licence_id: str) -> None:
-    _populate(app)
     ids = {"building": str(uuid.uuid4()), "queued": str(uuid.uuid4())}
     with session_scope(app.state.engine) as session:
         for offset, (status, release_id) in enumerate(ids.items()):
@@ -284,11 +376,10 @@ def test_builds_left_building_by_a_crash_fail_on_start_and_queued_ones_build(
         restarted.state.release_worker.wait_for_builds()
 
 
-def test_usage_lists_the_releases_that_counted_the_member(
-        client: TestClient, app: FastAPI, modeller: Caller, licence_id: str) -> None:
-    counted = _populate(app)
+def test_usage_lists_the_releases_whose_tables_took_the_members_data(
+        client: TestClient, app: FastAPI, modeller: Caller, licence_id: str, residents: list[Caller]) -> None:
+    counted = residents
     bystander = make_member(app, name="Not counted")
-    consent_event(app, bystander, at=at(MONDAY - timedelta(days=30)))
     first = built_release(client, app, modeller, licence_id, start=MONDAY, end=MONDAY + timedelta(days=1))
     second = built_release(client, app, modeller, licence_id, start=MONDAY + timedelta(days=1),
                            end=MONDAY + timedelta(days=2))
@@ -317,6 +408,8 @@ def test_every_endpoint_refuses_anonymous_and_wrong_roles(
         ("GET", f"/v1/releases/{release_id}", None),
         ("GET", f"/v1/releases/{release_id}/files/cells.csv", None),
         ("GET", f"/v1/releases/{release_id}/files/cells.geojson", None),
+        ("GET", f"/v1/releases/{release_id}/files/cells.parquet", None),
+        ("GET", f"/v1/releases/{release_id}/files/datapackage.json", None),
         ("GET", f"/v1/releases/{release_id}/preview.svg", None),
         ("GET", f"/v1/releases/{release_id}/downloads", None),
         ("GET", "/v1/me/usage", None),

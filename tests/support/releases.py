@@ -96,8 +96,10 @@ def erase(app: FastAPI, member: Member) -> None:
 def make_licence(app: FastAPI, licensee: Caller, *, start: date, end: date, resolution: int = 9,
                  time_bucket: str = "hour", k: int = 2, region: dict[str, Any] | None = None,
                  purpose: str = TRANSPORT, fee_pence: int = 0, paid_pence: int = 0,
-                 revoked: bool = False, valid_until: datetime | None = None) -> str:
-    """An issued licence (and its approved request) for ``licensee``; returns the licence id."""
+                 revoked: bool = False, valid_until: datetime | None = None,
+                 family_id: str | None = None) -> str:
+    """An issued licence (and its approved request) for ``licensee``, reading ``family_id``'s sealed
+    tables; returns the licence id."""
     dataset = {"resolution": resolution, "time_bucket": time_bucket, "start": start.isoformat(),
                "end": end.isoformat(), "region": region, "k": k}
     now = utcnow()
@@ -115,7 +117,8 @@ def make_licence(app: FastAPI, licensee: Caller, *, start: date, end: date, reso
                           revoked_at=now if revoked else None, revoke_reason="misuse" if revoked else None,
                           valid_from=now - timedelta(days=1),
                           valid_until=valid_until or now + timedelta(days=365), terms_version="2026-11",
-                          document={"licence": "test"}, jws="unsigned.test.jws", created_at=now)
+                          document={"licence": "test"}, jws="unsigned.test.jws", created_at=now,
+                          family_id=family_id)
         session.add(licence)
         return licence.id
 

@@ -189,8 +189,12 @@ RELEASE_PERIOD = (dataset_day(1).isoformat(), dataset_day(2).isoformat())
 
 
 def _seed_releases(world: World) -> None:
-    """A ready release under each modeller's paid licence (both members pinged there: one row at k=2)."""
+    """A ready release under each modeller's paid licence, once the co-op has sealed every due bucket of
+    the licences' family (the members' pings predate their consent, so the tables hold no row of theirs)."""
     from api.releases import release_worker
+    from coop.tables.service import seal_due
+
+    seal_due(world.app.state.engine, world.app.state.settings, now=utcnow())
 
     for name in (MODELLER, OTHER_MODELLER):
         licence_id = world.owned[name].resources["licence_id"]
