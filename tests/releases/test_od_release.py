@@ -1,4 +1,4 @@
-"""od releases end to end through the API, over real sealing with real noise (a moderate budget, so a
+"""od (and stays) releases end to end through the API, over real sealing with real noise (a moderate budget, so a
 few dozen commuters clear tau): the five files and their hashes, the rows' order and threshold, the
 GeoJSON lines from centre to centre, the region rule (both ends' centres inside the bbox), the 404 for
 another kind's files, and ``scripts/verify_release.py`` on an od release."""
@@ -210,3 +210,21 @@ def test_verify_release_rejects_rows_out_of_order_or_below_tau(verifier: ModuleT
     for body, expected in cases.items():
         (tmp_path / "od.csv").write_text(header + body, encoding="utf-8")
         assert verifier.check_table(signed, tmp_path, {"od.csv"}) is expected, body
+
+
+def test_a_stays_release_has_the_cells_files_and_a_hexagon_map(client: TestClient, app: FastAPI) -> None:
+    who = modeller(app)
+    licence = approve(client, app, who, dataset=dataset(days=1, kind="stays"), fee_pence=0)["licence_id"]
+    commuters(app, 30, "Commuter", HOME, WORK)
+    seal(app)
+    manifest = built_release(client, app, who, licence, start=MONDAY, end=NEXT_DAY)
+    release_id, tau = manifest["release_id"], manifest["privacy"]["tau"]
+    assert {entry["name"] for entry in manifest["files"]} == {"cells.csv", "cells.geojson", "cells.parquet",
+                                                              "datapackage.json", "preview.svg"}
+    lines = download(client, who, release_id, "cells.csv").decode("utf-8").splitlines()
+    assert lines[0] == "bucket_start,cell,resolution,members" and len(lines) - 1 == manifest["stats"]["rows"] > 0
+    stayed = {h3.cell_to_parent(cell_at(place, 9), r) for place in (HOME, WORK) for r in (7, 8, 9)}
+    assert all(line.split(",")[1] in stayed and int(line.split(",")[3]) >= tau for line in lines[1:])
+    preview = download(client, who, release_id, "preview.svg").decode("utf-8")
+    assert "where co-op members stayed" in preview and "<path" in preview
+    assert client.get(f"/v1/releases/{release_id}/files/od.csv", headers=who.headers).status_code == 404
