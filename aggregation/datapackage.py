@@ -118,6 +118,8 @@ _DESCRIPTIONS = {
                   "centre, [lng, lat]) per row with the same properties.",
     "preview.svg": "A map of the release (not data: for a first look).",
 }
+_UNIT_OF_COUNT = {"od": "origin-destination pair of H3 cells (trips departing in the bucket)",
+                  "stays": "H3 cell (members who stayed there)"}
 _SCHEMAS = {"cells.csv": cells_schema, "cells.parquet": cells_schema,
             "od.csv": od_schema, "od.parquet": od_schema}
 
@@ -150,7 +152,7 @@ def datapackage(info: PackageInfo, files: Sequence[WrittenFile]) -> dict[str, An
         "name": f"coop-release-{info.release_id}",
         "id": f"urn:uuid:{info.release_id}",
         "title": info.title,
-        "description": (f"{info.kind} counts per {info.time_bucket} and H3 cell (resolution "
+        "description": (f"{info.kind} counts per {info.time_bucket} and {_UNIT_OF_COUNT.get(info.kind, 'H3 cell')} (resolution "
                         f"{info.resolution}, coarser where needed) from {info.start} to {info.end} "
                         f"(exclusive), selected from the co-op's sealed, differentially private tables "
                         f"(family {info.family_id}) with members >= {info.k}."),

@@ -38,6 +38,8 @@ class PreviewInfo:
     resolution: int
     k: int
     source: str
+    what: str = "where co-op members were"
+    """The map's subject, after the period (a stays release says where members stayed)."""
 
 
 def _nice_up(value: float) -> float:
@@ -93,7 +95,7 @@ def _header(info: PreviewInfo, height: int) -> list[str]:
         f'<text x="{MAP_MARGIN}" y="42" font-size="26" font-weight="bold" fill="#1d2433">'
         f'{escape(info.title)}</text>',
         f'<text x="{MAP_MARGIN}" y="70" font-size="16" fill="#3c4657">{escape(_period_text(info.period))}'
-        f' \u00b7 where co-op members were, on average, in any one {unit}</text>',
+        f' \u00b7 {escape(info.what)}, on average, in any one {unit}</text>',
         f'<text x="{MAP_MARGIN}" y="92" font-size="12.5" fill="#6b7280">H3 resolution {info.resolution} '
         f'hexagons; every number is a noisy count of at least {info.k} members. Quieter hexagons are '
         f'merged into larger ones or left out.</text>',

@@ -17,14 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from aggregation.writers import (
-    CSV_NAME,
-    DATAPACKAGE_NAME,
-    GEOJSON_NAME,
-    MEDIA_TYPES,
-    PARQUET_NAME,
-    PREVIEW_NAME,
-)
+from aggregation.od_files import OD_CSV_NAME, OD_GEOJSON_NAME, OD_PARQUET_NAME
+from aggregation.writers import CSV_NAME, DATAPACKAGE_NAME, GEOJSON_NAME, PARQUET_NAME, PREVIEW_NAME
 from api.deps import BoardCaller, MemberCaller, SessionDep, SettingsDep, require_roles
 from api.idempotent import IdempotencyKey, idempotent_response
 from api.params import CursorQuery, LimitQuery
@@ -36,6 +30,7 @@ from coop.kit.pagination import DEFAULT_LIMIT, Page
 from coop.kit.settings import Settings
 from coop.releases import service
 from coop.releases.builder import BuildContext
+from coop.releases.kinds import FILE_MEDIA_TYPES
 from coop.releases.schemas import DownloadPublic, ReleaseCreate, ReleaseManifest, ReleaseQueued, UsagePublic
 from coop.releases.worker import ReleaseWorker, recover_interrupted_builds
 
@@ -109,7 +104,8 @@ def read_release(release_id: str, caller: LicenseeOrBoard, session: SessionDep) 
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: problem_doc("The licence is revoked or expired (licensee)"),
-    404: problem_doc("No such release or file (or not the caller's)"),
+    404: problem_doc("No such release (or not the caller's), or the release has no such file "
+                     "(od releases have od.*, presence and stays releases cells.*)"),
     409: problem_doc("The release is not ready"),
 }
 
@@ -118,7 +114,7 @@ def _data_file(*, release_id: str, file_name: str, caller: Principal, session: S
                settings: Settings) -> FileResponse:
     path = service.open_data_file(session, caller=caller, release_id=release_id, file_name=file_name,
                                   settings=settings)
-    return FileResponse(path, media_type=MEDIA_TYPES[file_name], filename=file_name)
+    return FileResponse(path, media_type=FILE_MEDIA_TYPES[file_name], filename=file_name)
 
 
 @router.get("/v1/releases/{release_id}/files/cells.csv", response_class=FileResponse, responses=_FILE_RESPONSES)
@@ -147,6 +143,31 @@ def download_parquet(release_id: str, caller: LicenseeOrBoard, session: SessionD
                       settings=settings)
 
 
+@router.get("/v1/releases/{release_id}/files/od.csv", response_class=FileResponse, responses=_FILE_RESPONSES)
+def download_od_csv(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                    settings: SettingsDep) -> FileResponse:
+    """An od release's rows as CSV: ``bucket_start,origin,destination,resolution,members`` (logged)."""
+    return _data_file(release_id=release_id, file_name=OD_CSV_NAME, caller=caller, session=session,
+                      settings=settings)
+
+
+@router.get("/v1/releases/{release_id}/files/od.geojson", response_class=FileResponse, responses=_FILE_RESPONSES)
+def download_od_geojson(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                        settings: SettingsDep) -> FileResponse:
+    """An od release's rows as GeoJSON, one LineString from origin centre to destination centre per row
+    (logged in the download audit)."""
+    return _data_file(release_id=release_id, file_name=OD_GEOJSON_NAME, caller=caller, session=session,
+                      settings=settings)
+
+
+@router.get("/v1/releases/{release_id}/files/od.parquet", response_class=FileResponse, responses=_FILE_RESPONSES)
+def download_od_parquet(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
+                        settings: SettingsDep) -> FileResponse:
+    """An od release's rows as Parquet, typed (``bucket_start`` a UTC timestamp; logged in the download audit)."""
+    return _data_file(release_id=release_id, file_name=OD_PARQUET_NAME, caller=caller, session=session,
+                      settings=settings)
+
+
 @router.get("/v1/releases/{release_id}/files/datapackage.json", response_class=FileResponse,
             responses=_FILE_RESPONSES)
 def download_datapackage(release_id: str, caller: LicenseeOrBoard, session: SessionDep,
@@ -159,9 +180,10 @@ def download_datapackage(release_id: str, caller: LicenseeOrBoard, session: Sess
 
 @router.get("/v1/releases/{release_id}/preview.svg", response_class=FileResponse, responses=_FILE_RESPONSES)
 def preview(release_id: str, caller: LicenseeOrBoard, session: SessionDep, settings: SettingsDep) -> FileResponse:
-    """A map of the release's hexagons shaded by average members per bucket."""
+    """A map of the release: hexagons shaded by average members per bucket (presence, stays), or the
+    strongest flows (od)."""
     path = service.open_preview(session, caller=caller, release_id=release_id, settings=settings)
-    return FileResponse(path, media_type=MEDIA_TYPES[PREVIEW_NAME])
+    return FileResponse(path, media_type=FILE_MEDIA_TYPES[PREVIEW_NAME])
 
 
 @router.get("/v1/releases/{release_id}/downloads", responses={404: problem_doc("No such release")})

@@ -12,7 +12,9 @@ Checks, in order:
    each with the same ``bytes`` and ``hash`` (``sha256:<hex>``), and its ``privacy`` equals the
    manifest's;
 4. the row counts: ``cells.csv`` / ``od.csv`` and the GeoJSON hold ``stats.rows`` rows (the Parquet
-   file too, when Polars is installed to read it).
+   file too, when Polars is installed to read it);
+5. the CSV's rows are in the contract's order (bucket_start, resolution descending, cell, or origin then
+   destination) and every ``members`` is at least the manifest's ``k`` and ``privacy.tau``.
 Releases built before ``datapackage.json`` existed list fewer files; they verify by 1 and 2.
 
 ``--fetch`` downloads each listed file missing from DIRECTORY first (over the same authenticated API;
@@ -27,6 +29,7 @@ import csv
 import hashlib
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +146,27 @@ def check_rows(signed: dict[str, Any], directory: Path, good: set[str]) -> bool:
     return ok
 
 
+_ORDER_COLUMNS = {"cells.csv": ("cell",), "od.csv": ("origin", "destination")}
+
+
+def check_table(signed: dict[str, Any], directory: Path, good: set[str]) -> bool:
+    """The verified CSV is sorted as the contract says and no row is below ``k`` or ``tau``."""
+    floor = max(int(signed.get("k") or 0), int((signed.get("privacy") or {}).get("tau") or 0))
+    ok = True
+    for name, cells in _ORDER_COLUMNS.items():
+        if name not in good:
+            continue
+        with (directory / name).open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        keys = [(row["bucket_start"], -int(row["resolution"]), *(int(row[c], 16) for c in cells)) for row in rows]
+        ordered = all(a < b for a, b in pairwise(keys))
+        above = all(int(row["members"]) >= floor for row in rows)
+        ok &= ordered and above
+        print(f"{name}: " + ("sorted" if ordered else "NOT in the contract's order") + ", " +
+              (f"every members >= {floor}" if above else f"SOME members below {floor}"))
+    return ok
+
+
 def main(base: str, release_id: str, token: str, directory: Path, *, download: bool = False) -> int:
     signed = signed_manifest(base, release_id, token)
     if signed is None:
@@ -157,6 +181,7 @@ def main(base: str, release_id: str, token: str, directory: Path, *, download: b
     ok = len(good) == len(signed["files"])
     ok &= check_datapackage(signed, directory, good)
     ok &= check_rows(signed, directory, good)
+    ok &= check_table(signed, directory, good)
     print("release verified" if ok else "release NOT verified")
     return 0 if ok else 1
 

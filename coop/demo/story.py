@@ -2,9 +2,10 @@
 
 Residents join with the single-use invitation codes the admin issued (so every one is verified, as
 in a real co-op) and choose their consent; their phones send a week of pings (some paused, some with a
-privacy zone at home, some never consenting); a modeller asks for a licence, two board members approve
-it, the treasurer records the fee, the co-op seals the week's tables, the modeller builds a release
-from them and the treasurer declares a dividend.
+privacy zone at home, some never consenting); a modeller asks for three licences (presence, od and
+stays, each opening its table family), two board members approve each, the treasurer records the fees,
+the co-op seals the week's tables, the modeller builds a release of each from them and the treasurer
+declares a dividend.
 
 Invariants: deterministic for a seed (apart from ids, keys and signatures); every step goes through the
 same service functions as the HTTP API, so the consent gate, sealing (noise, threshold, budget) and the ledger
@@ -20,6 +21,7 @@ API's own rules require.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -72,6 +74,13 @@ class DemoResult:
     ingest: Counter[str] = field(default_factory=Counter)
     licence_id: str = ""
     release_id: str = ""
+    """The presence licence and release (the headline ones)."""
+    licences: dict[str, str] = field(default_factory=dict)
+    """Table kind -> licence id (presence, od, stays)."""
+    releases: dict[str, str] = field(default_factory=dict)
+    """Table kind -> release id."""
+    other_release_rows: dict[str, int] = field(default_factory=dict)
+    """Rows of the od and stays releases (filled when the files are written)."""
     release_rows_by_resolution: dict[int, int] = field(default_factory=dict)
     min_members: int = 0
     dividend: dict[str, int | str] = field(default_factory=dict)
@@ -149,9 +158,13 @@ def demo_week_end(today: date, settings: Settings) -> date:
     return due.date()
 
 
+def _quiet(_message: str) -> None:
+    return None
+
+
 def run_story(*, engine: Engine, settings: Settings, keyring: Keyring, size: int, seed: int,
-              days: int = 7, today: date | None = None) -> DemoResult:
-    """Run the whole demo into an (empty) database; returns what happened."""
+              days: int = 7, today: date | None = None, progress: Callable[[str], None] = _quiet) -> DemoResult:
+    """Run the whole demo into an (empty) database, telling ``progress`` each step; returns what happened."""
     today = today or utcnow().date()
     week_end = demo_week_end(today, settings)
     week_start = week_end - timedelta(days=days)
@@ -168,15 +181,17 @@ def run_story(*, engine: Engine, settings: Settings, keyring: Keyring, size: int
             members.append((resident, account.id))
             if not result.tokens.member and resident.consent_profile == "public-minded" and resident.work:
                 result.tokens.member, result.member_id = token, account.id
+    progress(f"{len(members)} residents joined; their phones send {days} days of pings")
     _ingest_week(engine=engine, settings=settings, keyring=keyring, members=members, week_start=week_start,
-                 days=days, result=result)
+                 days=days, result=result, progress=progress)
     _licence_release_dividend(engine=engine, settings=settings, keyring=keyring, staff=staff, result=result,
-                              today=today)
+                              today=today, progress=progress)
     return result
 
 
 def _ingest_week(*, engine: Engine, settings: Settings, keyring: Keyring,
-                 members: list[tuple[Resident, str]], week_start: date, days: int, result: DemoResult) -> None:
+                 members: list[tuple[Resident, str]], week_start: date, days: int, result: DemoResult,
+                 progress: Callable[[str], None]) -> None:
     """Each day: the phones send that day's pings; pauses and mid-week withdrawals happen between days."""
     for offset in range(days):
         day = week_start + timedelta(days=offset)
@@ -198,45 +213,90 @@ def _ingest_week(*, engine: Engine, settings: Settings, keyring: Keyring,
                 result.ingest["rejected"] += len(outcome.rejected)
                 for reason, count in outcome.dropped.model_dump().items():
                     result.ingest[f"dropped_{reason}"] += count
+        progress(f"day {offset + 1} of {days} ingested ({result.ingest['accepted']:,} pings accepted so far)")
+
+
+@dataclass(frozen=True)
+class DemoLicence:
+    """One of the modeller's licences in the demo: its table kind, shape and the words on the request."""
+
+    kind: str
+    resolution: int
+    title: str
+    description: str
+
+
+DEMO_LICENCES = (
+    DemoLicence("presence", 9, "Daily movement between neighbourhoods for the regional transport model",
+                "Daily counts of residents per H3 cell (resolution 9, generalised where needed) across the city "
+                "region, for one week, to calibrate the regional transport model."),
+    DemoLicence("od", 7, "Daily origin-destination flows between districts for the regional transport model",
+                "Daily counts of residents travelling between H3 cells (resolution 7, about 5 km2) from one "
+                "stay to the next, for one week: the trip matrix the transport model's demand is fitted to."),
+    DemoLicence("stays", 8, "Where residents spend time, day by day, for the bus network review",
+                "Daily counts of residents who stayed at least a quarter of an hour in each H3 cell "
+                "(resolution 8), for one week: the places the network has to serve."),
+)
+"""Presence first (its release is the demo's headline one), then an od and a stays family."""
+
+
+def _license(session: Session, *, settings: Settings, keyring: Keyring, staff: dict[str, tuple[str, str]],
+             result: DemoResult, wanted: DemoLicence, approved_at: datetime) -> str:
+    """The modeller asks, two board members approve (opening the family), the treasurer records the fee."""
+    request = submit_request(session, caller=_principal(session, *staff["modeller"]), settings=settings,
+                             body=LicenceRequestCreate(
+        title=wanted.title, purpose="transport-planning", organisation="Merseytravel modelling unit",
+        public_benefit="Calibrates the bus network review so that routes follow where residents travel.",
+        description=wanted.description,
+        dataset=DatasetSpecCreate(kind=wanted.kind, resolution=wanted.resolution, time_bucket="day",
+                                  start=result.week_start, end=result.week_end, region=None, k=None),
+        duration_days=365, fee_pence=LICENCE_FEE_PENCE))
+    for n, voter in enumerate(("board-1", "board-2")):
+        vote = cast_vote(session, caller=_principal(session, *staff[voter]), request_id=request.request_id,
+                         body=VoteCreate(decision="approve", comment="Safe project, safe outputs."),
+                         settings=settings, keyring=keyring, now=approved_at + timedelta(minutes=30 * n))
+    assert vote.licence_id is not None
+    record_licence_payment(session, licence_id=vote.licence_id, amount_pence=LICENCE_FEE_PENCE,
+                           reference=f"BACS MERSEYTRAVEL {wanted.kind.upper()}", recorded_by=staff["treasurer"][0],
+                           received_at=approved_at + timedelta(hours=4))
+    return vote.licence_id
+
+
+def _build(*, engine: Engine, settings: Settings, keyring: Keyring, modeller: tuple[str, str],
+           licence_id: str, result: DemoResult, built_at: datetime) -> str:
+    with session_scope(engine) as session:
+        release = request_release(session, caller=_principal(session, *modeller), licence_id=licence_id,
+                                  start=result.week_start, end=result.week_end)
+        release_id = release.id
+    build_release(BuildContext(engine=engine, settings=settings, keyring=keyring, clock=lambda: built_at),
+                  release_id)
+    with session_scope(engine) as session:
+        built = session.get(Release, release_id)
+        assert built is not None
+        if built.status != "ready":
+            raise RuntimeError(f"the demo release {release_id} did not build: {built.error}")
+    return release_id
 
 
 def _licence_release_dividend(*, engine: Engine, settings: Settings, keyring: Keyring,
-                              staff: dict[str, tuple[str, str]], result: DemoResult, today: date) -> None:
+                              staff: dict[str, tuple[str, str]], result: DemoResult, today: date,
+                              progress: Callable[[str], None]) -> None:
+    yesterday = datetime.combine(today - timedelta(days=1), time(10), tzinfo=UTC)
     with session_scope(engine) as session:
-        modeller = _principal(session, *staff["modeller"])
-        request = submit_request(session, caller=modeller, settings=settings, body=LicenceRequestCreate(
-            title="Daily movement between neighbourhoods for the regional transport model",
-            purpose="transport-planning", organisation="Merseytravel modelling unit",
-            public_benefit="Calibrates the bus network review so that routes follow where residents travel.",
-            description="Daily counts of residents per H3 cell (resolution 9, generalised where needed) "
-                        "across the city region, for one week, to calibrate the regional transport model.",
-            dataset=DatasetSpecCreate(resolution=9, time_bucket="day", start=result.week_start,
-                                      end=result.week_end, region=None, k=None),
-            duration_days=365, fee_pence=LICENCE_FEE_PENCE))
-        yesterday = datetime.combine(today - timedelta(days=1), time(10), tzinfo=UTC)
-        for n, voter in enumerate(("board-1", "board-2")):
-            vote = cast_vote(session, caller=_principal(session, *staff[voter]), request_id=request.request_id,
-                             body=VoteCreate(decision="approve", comment="Safe project, safe outputs."),
-                             settings=settings, keyring=keyring, now=yesterday + timedelta(minutes=30 * n))
-        assert vote.licence_id is not None
-        result.licence_id = vote.licence_id
-        record_licence_payment(session, licence_id=vote.licence_id, amount_pence=LICENCE_FEE_PENCE,
-                               reference="BACS MERSEYTRAVEL 0001", recorded_by=staff["treasurer"][0],
-                               received_at=yesterday + timedelta(hours=4))
+        for wanted in DEMO_LICENCES:
+            result.licences[wanted.kind] = _license(session, settings=settings, keyring=keyring, staff=staff,
+                                                    result=result, wanted=wanted, approved_at=yesterday)
+    result.licence_id = result.licences["presence"]
+    progress(f"licences approved and paid ({', '.join(result.licences)}); sealing the week's tables")
     seal_due(engine, settings, now=sealing_time(today))
-    with session_scope(engine) as session:
-        modeller = _principal(session, *staff["modeller"])
-        release = request_release(session, caller=modeller, licence_id=result.licence_id,
-                                  start=result.week_start, end=result.week_end)
-        result.release_id = release.id
     built_yesterday = datetime.combine(today - timedelta(days=1), time(18), tzinfo=UTC)
-    build_release(BuildContext(engine=engine, settings=settings, keyring=keyring, clock=lambda: built_yesterday),
-                  result.release_id)
+    for kind, licence_id in result.licences.items():
+        progress(f"building the {kind} release")
+        result.releases[kind] = _build(engine=engine, settings=settings, keyring=keyring,
+                                       modeller=staff["modeller"], licence_id=licence_id, result=result,
+                                       built_at=built_yesterday)
+    result.release_id = result.releases["presence"]
     with session_scope(engine) as session:
-        built = session.get(Release, result.release_id)
-        assert built is not None
-        if built.status != "ready":
-            raise RuntimeError(f"the demo release did not build: {built.error}")
         dividend = declare_dividend(session, period_start=result.week_start, period_end=today,
                                     reserve_bps=settings.reserve_bps, declared_by=staff["treasurer"][0])
         result.dividend = {k: v for k, v in dividend.model_dump().items() if isinstance(v, int | str)}

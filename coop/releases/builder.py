@@ -28,20 +28,9 @@ from sqlmodel import Session, col
 import coop.models  # noqa: F401  (every table registered, so the ORM resolves foreign keys in a bare worker)
 from aggregation.datapackage import LicenceTerms, PackageInfo, write_datapackage
 from aggregation.periods import Period
-from aggregation.preview import PreviewInfo, render_preview
+from aggregation.preview import PreviewInfo
 from aggregation.spec import DatasetSpec
-from aggregation.writers import (
-    CSV_NAME,
-    DATAPACKAGE_NAME,
-    GEOJSON_NAME,
-    PARQUET_NAME,
-    PREVIEW_NAME,
-    describe_file,
-    printable_rows,
-    write_csv,
-    write_geojson,
-    write_parquet,
-)
+from aggregation.writers import DATAPACKAGE_NAME, PREVIEW_NAME, describe_file
 from consent.models import Purpose
 from coop.accounts.models import MemberKey
 from coop.kit.crypto import Keyring
@@ -51,9 +40,17 @@ from coop.kit.settings import Settings
 from coop.kit.timeutil import rfc3339, utcnow
 from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
+from coop.releases.kinds import release_kind
 from coop.releases.manifest import sign_manifest
 from coop.releases.models import Release, ReleaseContribution
-from coop.releases.sealed import FamilyView, family_view, member_units, require_sealed, sealed_cells
+from coop.releases.sealed import (
+    FamilyView,
+    family_view,
+    member_units,
+    require_sealed,
+    sealed_cells,
+    sealed_pairs,
+)
 
 log = logging.getLogger("coop.releases")
 _MEMBER_BATCH = 5_000
@@ -135,9 +132,16 @@ def _plan(session: Session, release_id: str) -> _Plan:
 
 
 def read_rows(session: Session, plan: _Plan) -> pl.DataFrame:
-    """The release's rows: the family's sealed rows of the period and region with ``members >= k``."""
-    return sealed_cells(session, family_id=plan.family.family_id, period=plan.period,
-                        region=plan.spec.region, min_members=plan.spec.k)
+    """The release's rows: the family's sealed rows (cells, or od pairs) of the period and region with
+    ``members >= k``."""
+    read = sealed_pairs if release_kind(plan.family.kind).pairs else sealed_cells
+    return read(session, family_id=plan.family.family_id, period=plan.period, region=plan.spec.region,
+                min_members=plan.spec.k)
+
+
+_KIND_TITLES = {"presence": "presence", "stays": "stays", "od": "origin-destination flows"}
+_SUBJECTS = {"presence": "where co-op members were", "stays": "where co-op members stayed",
+             "od": "trips between stays"}
 
 
 def _write_files(ctx: BuildContext, plan: _Plan, rows: pl.DataFrame, *,
@@ -147,17 +151,16 @@ def _write_files(ctx: BuildContext, plan: _Plan, rows: pl.DataFrame, *,
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    printable = printable_rows(rows)
-    cells = rows.get_column("cell").to_list()
-    written = [write_csv(partial / CSV_NAME, printable), write_geojson(partial / GEOJSON_NAME, printable, cells),
-               write_parquet(partial / PARQUET_NAME, printable)]
+    layout = release_kind(plan.family.kind)
+    written = layout.write_data(partial, rows)
     preview = PreviewInfo(title=plan.purpose_title, period=plan.period, time_bucket=plan.spec.time_bucket,
                           resolution=plan.spec.resolution, k=max(plan.spec.k, plan.family.tau),
-                          source=f"{ctx.settings.name} \u00b7 release {plan.release_id}")
-    (partial / PREVIEW_NAME).write_text(render_preview(rows, preview), encoding="utf-8")
+                          source=f"{ctx.settings.name} \u00b7 release {plan.release_id}",
+                          what=_SUBJECTS.get(plan.family.kind, plan.family.kind))
+    (partial / PREVIEW_NAME).write_text(layout.render_preview(rows, preview), encoding="utf-8")
     written.append(describe_file(partial / PREVIEW_NAME))
     package = PackageInfo(
-        release_id=plan.release_id, title=f"{plan.purpose_title}: {plan.family.kind} per "
+        release_id=plan.release_id, title=f"{plan.purpose_title}: {_KIND_TITLES.get(plan.family.kind, plan.family.kind)} per "
                                           f"{plan.spec.time_bucket.value}, H3 resolution {plan.spec.resolution}",
         created=rfc3339(built_at), publisher=ctx.settings.name, family_id=plan.family.family_id,
         kind=plan.family.kind, time_bucket=plan.spec.time_bucket.value, resolution=plan.spec.resolution,

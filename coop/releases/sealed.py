@@ -107,3 +107,15 @@ def member_units(session: Session, *, family_id: str, period: Period) -> dict[st
     """Per member (account id): the buckets of ``period`` in which their data was input to the family."""
     units = tables.member_units(session, family_id, start=period.start, end=period.end)
     return {member_id: count for member_id, count in units.items() if count > 0}
+
+
+def sealed_pairs(session: Session, *, family_id: str, period: Period, region: BoundingBox | None,
+                 min_members: int) -> pl.DataFrame:
+    """Published od rows (bucket as epoch ms, origin, destination, resolution, members) of the period
+    with ``members >= min_members`` whose origin AND destination centres (at the row's resolution) both
+    lie in the region, sorted (bucket, resolution descending, origin, destination)."""
+    start, end = _bounds(period)
+    bbox = None if region is None else (region.min_lng, region.min_lat, region.max_lng, region.max_lat)
+    rows = tables.sealed_pairs(session, family_id, start=start, end=end, bbox=bbox, min_members=min_members)
+    return rows.select(pl.col("bucket_start").dt.epoch("ms").alias("bucket"), "origin", "destination",
+                       "resolution", "members")

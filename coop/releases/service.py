@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from aggregation.periods import Period, is_aligned
 from aggregation.spec import DatasetSpec
-from aggregation.writers import DATA_FILES, PREVIEW_NAME
+from aggregation.writers import PREVIEW_NAME
 from coop.accounts.models import MemberKey
 from coop.accounts.service import Principal
 from coop.kit.audit import record_audit
@@ -33,6 +33,7 @@ from coop.licensing.models import Licence
 from coop.licensing.status import ACTIVE, is_paid, licence_status
 from coop.licensing.visibility import downloads_regardless_of_status, may_see_releases_of
 from coop.releases.builder import release_dir
+from coop.releases.kinds import SERVED_FILES
 from coop.releases.manifest import served_manifest
 from coop.releases.models import Release, ReleaseContribution, ReleaseDownload
 from coop.releases.schemas import UsagePublic
@@ -114,10 +115,11 @@ def request_release(session: Session, *, caller: Principal, licence_id: str, sta
 
 def open_data_file(session: Session, *, caller: Principal, release_id: str, file_name: str,
                    settings: Settings) -> Path:
-    """A data file of a ready release (access checked, download logged); releases built before
-    ``cells.parquet`` and ``datapackage.json`` existed answer 404 for those."""
-    if file_name not in DATA_FILES:
-        raise NotFound(f"no such file; a release has {', '.join(DATA_FILES)}")
+    """A data file of a ready release (access checked, download logged); only the files its signed
+    manifest lists exist (404 otherwise: an od release has no ``cells.*``, a presence or stays release no
+    ``od.*``, releases built before ``cells.parquet`` and ``datapackage.json`` existed neither)."""
+    if file_name not in SERVED_FILES:
+        raise NotFound(f"no such file; a release has some of {', '.join(SERVED_FILES)}")
     return _open_release_file(session, caller=caller, release_id=release_id, file_name=file_name,
                               settings=settings)
 
@@ -137,6 +139,9 @@ def _open_release_file(session: Session, *, caller: Principal, release_id: str, 
             raise Forbidden(f"the licence is {status}; its releases can no longer be downloaded")
     if release.status != "ready":
         raise Conflict(f"the release is {release.status}; files exist only once it is ready")
+    listed = [str(entry.get("name")) for entry in release.files or []]
+    if file_name not in listed:
+        raise NotFound(f"this release has no {file_name}; its files are {', '.join(listed)}")
     path = release_dir(settings, release.id) / file_name
     if not path.is_file():
         raise NotFound("the release's files are not on this server")

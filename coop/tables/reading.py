@@ -138,7 +138,7 @@ def sealed_pairs(session: Session, family_id: str, *, start: datetime, end: date
     frame = _frame(session, query, PAIR_FRAME)
     if bbox is not None and frame.height:
         ends = pl.concat([frame.get_column("origin"), frame.get_column("destination")]).unique().to_list()
-        inside = pl.Series(_centres_inside(ends, bbox), dtype=pl.Int64)
+        inside = pl.Series(_centres_inside(ends, bbox), dtype=pl.Int64).implode()
         frame = frame.filter(pl.col("origin").is_in(inside), pl.col("destination").is_in(inside))
     return frame
 

@@ -16,9 +16,10 @@ from coop.kit.settings import Settings
 
 def test_the_demo_tells_the_whole_story(settings: Settings) -> None:
     # 160 residents are too few for the default budget's threshold (tau ~170 per cell-day): a family at
-    # epsilon 8 per member-day has tau 15, so the small demo still publishes at several resolutions.
+    # epsilon 8 per member-day has tau 15, so the small demo still publishes at several resolutions
+    # (three families: presence, od and stays, 8 each under a cap of 30).
     demo_settings = settings.model_copy(update={"k_floor": 5, "family_epsilon_per_day": 8.0,
-                                                "privacy_budget_per_day": 10.0})
+                                                "privacy_budget_per_day": 30.0})
     app = create_app(demo_settings)
     assert database_is_empty(app.state.engine)
     result, out = load_demo(settings=demo_settings, size=160, seed=5, days=2, keyring=app.state.keyring)
@@ -42,7 +43,13 @@ def test_the_demo_tells_the_whole_story(settings: Settings) -> None:
         manifest = client.get(f"/v1/releases/{result.release_id}", headers=auth("modeller")).json()
         assert manifest["status"] == "ready" and manifest["stats"]["rows"] == len(rows)
         verdict = client.get("/v1/ledger/verify", headers=auth("treasurer")).json()
-        assert verdict["ok"] is True and verdict["entries"] == 3  # invoice, payment, dividend
+        assert verdict["ok"] is True and verdict["entries"] == 7  # invoice and payment x3, dividend
+        for kind, data in (("od", "od.csv"), ("stays", "cells.csv")):
+            built = client.get(f"/v1/releases/{result.releases[kind]}", headers=auth("modeller")).json()
+            assert built["status"] == "ready" and built["dataset"]["kind"] == kind
+            assert {entry["name"] for entry in built["files"]} >= {data, "datapackage.json", "preview.svg"}
+            assert (out / kind / data).read_text(encoding="utf-8").splitlines()[0].startswith("bucket_start,")
+            assert built["stats"]["rows"] == result.other_release_rows[kind]
         dividend = client.get(f"/v1/dividends/{result.dividend['dividend_id']}", headers=auth("treasurer")).json()
         allocations = client.get(f"/v1/dividends/{result.dividend['dividend_id']}/allocations",
                                  params={"limit": 1000}, headers=auth("treasurer")).json()["items"]

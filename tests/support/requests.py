@@ -36,6 +36,9 @@ SHARED_VALUES = {"file_name": "cells.csv"}
 RESOURCE_OVERRIDES: dict[str, dict[str, str]] = {
     # The seeded paid licence is paid in full: a further payment needs the unpaid one.
     "POST /v1/licences/{licence_id}/payments": {"licence_id": "unpaid_licence_id"},
+    # The od files exist only in an od release (a presence release answers 404 for them).
+    **{f"GET /v1/releases/{{release_id}}/files/od.{suffix}": {"release_id": "od_release_id"}
+       for suffix in ("csv", "geojson", "parquet")},
 }
 
 

@@ -99,6 +99,9 @@ DATASET_START = utcnow().date() - timedelta(days=12)
 seeded pings stay inside the retention window whatever the date)."""
 DATASET = {"start": DATASET_START.isoformat(), "end": (DATASET_START + timedelta(days=7)).isoformat()}
 
+OD_DATASET = {**DATASET, "kind": "od", "time_bucket": "day"}
+"""Each modeller also holds a paid od licence (daily), so the od file routes have a release to serve."""
+
 
 def dataset_day(offset: int) -> date:
     return DATASET_START + timedelta(days=offset)
@@ -139,9 +142,9 @@ def _seed_member(client: TestClient, member: Caller, owned: Owned, policy_versio
 
 
 def _approve(client: TestClient, voters: list[Caller], modeller: Caller, title: str,
-             organisation: str) -> tuple[str, str]:
+             organisation: str, dataset: dict[str, str] = DATASET) -> tuple[str, str]:
     request = _ok(client.post("/v1/licence-requests",
-                              json=request_body(title=title, organisation=organisation, dataset=DATASET),
+                              json=request_body(title=title, organisation=organisation, dataset=dataset),
                               headers=modeller.headers), 201)
     for voter in voters:
         assert vote(client, voter, request["request_id"], "approve").status_code == 201
@@ -161,10 +164,15 @@ def _seed_modeller(client: TestClient, *, modeller: Caller, voters: list[Caller]
     _ok(client.post(f"/v1/licences/{licence_id}/payments", json={"amount_pence": LICENCE_FEE_PENCE,
                                                                  "reference": marker("ref")},
                     headers=treasurer.headers), 201)
+    _, od_licence_id = _approve(client, voters, modeller, marker("title"), organisation, dataset=OD_DATASET)
+    owned.resources["od_licence_id"] = od_licence_id
+    _ok(client.post(f"/v1/licences/{od_licence_id}/payments", json={"amount_pence": LICENCE_FEE_PENCE,
+                                                                    "reference": marker("ref")},
+                    headers=treasurer.headers), 201)
     _, unpaid_licence_id = _approve(client, voters, modeller, marker("title"), organisation)
     owned.resources["unpaid_licence_id"] = unpaid_licence_id
     owned.staff_visible |= {title, submitted["request_id"], unpaid_licence_id}
-    owned.member_visible |= {organisation, licence_id}
+    owned.member_visible |= {organisation, licence_id, od_licence_id}
 
 
 def _seed_dividend(world: World) -> None:
@@ -189,7 +197,7 @@ RELEASE_PERIOD = (dataset_day(1).isoformat(), dataset_day(2).isoformat())
 
 
 def _seed_releases(world: World) -> None:
-    """A ready release under each modeller's paid licence, once the co-op has sealed every due bucket of
+    """A ready release under each modeller's paid presence and od licences, once the co-op has sealed every due bucket of
     the licences' family (the members' pings predate their consent, so the tables hold no row of theirs)."""
     from api.releases import release_worker
     from coop.tables.service import seal_due
@@ -197,17 +205,20 @@ def _seed_releases(world: World) -> None:
     seal_due(world.app.state.engine, world.app.state.settings, now=utcnow())
 
     for name in (MODELLER, OTHER_MODELLER):
-        licence_id = world.owned[name].resources["licence_id"]
-        queued = _ok(world.client.post(f"/v1/licences/{licence_id}/releases",
-                                       json={"start": RELEASE_PERIOD[0], "end": RELEASE_PERIOD[1]},
-                                       headers=world.callers[name].headers), 202)
-        world.owned[name].resources["release_id"] = queued["release_id"]
-        world.owned[name].member_visible.add(queued["release_id"])
+        for licence, release in (("licence_id", "release_id"), ("od_licence_id", "od_release_id")):
+            licence_id = world.owned[name].resources[licence]
+            queued = _ok(world.client.post(f"/v1/licences/{licence_id}/releases",
+                                           json={"start": RELEASE_PERIOD[0], "end": RELEASE_PERIOD[1]},
+                                           headers=world.callers[name].headers), 202)
+            world.owned[name].resources[release] = queued["release_id"]
+        world.owned[name].member_visible |= {world.owned[name].resources["release_id"],
+                                             world.owned[name].resources["od_release_id"]}
     release_worker(world.app).wait_for_builds()
     for name in (MODELLER, OTHER_MODELLER):
-        release_id = world.owned[name].resources["release_id"]
-        manifest = _ok(world.client.get(f"/v1/releases/{release_id}", headers=world.callers[name].headers))
-        assert manifest["status"] == "ready", manifest
+        for release in ("release_id", "od_release_id"):
+            release_id = world.owned[name].resources[release]
+            manifest = _ok(world.client.get(f"/v1/releases/{release_id}", headers=world.callers[name].headers))
+            assert manifest["status"] == "ready", manifest
 
 
 SEEDERS: list[Callable[[World], None]] = [_seed_dividend, _seed_releases]
