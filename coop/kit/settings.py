@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         """The configured URL, else the embedded SQLite database in ``data_dir``."""
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'coop.kit.db').as_posix()}"
+        return f"sqlite:///{(self.data_dir / 'coop.db').as_posix()}"
 
     @property
     def releases_dir(self) -> Path:
